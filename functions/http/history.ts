@@ -1,0 +1,31 @@
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { z } from 'zod';
+import { config } from '../lib/config.js';
+import { CablecarError } from '../lib/errors.js';
+import { httpErrors, jsonResponse } from '../lib/middleware/httpErrors.js';
+import { parseChannel } from '../lib/protocol.js';
+import { messages } from '../lib/services.js';
+
+const historyQuery = z.object({
+  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  limit: z.coerce.number().int().min(1).optional(),
+});
+
+/**
+ * GET /channels/{channel}/messages?after=<seq>&limit=<n> → `{channel, messages, hasMore}`, oldest
+ * first. A client that sees a gap in seq asks for what follows the last seq it has.
+ */
+export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+  .use(httpErrors())
+  .handler(async (event) => {
+    const channel = parseChannel(event.pathParameters?.channel);
+    const query = historyQuery.safeParse(event.queryStringParameters ?? {});
+    if (!query.success) {
+      throw new CablecarError('invalid_query', '"after" must be a seq (integer >= 0) and "limit" an integer >= 1');
+    }
+    const maxLimit = config().HISTORY_PAGE_LIMIT;
+    if ((query.data.limit ?? 0) > maxLimit) throw new CablecarError('invalid_query', `"limit" is at most ${maxLimit}`);
+    const page = await messages().history(channel, query.data.after, query.data.limit ?? Math.min(100, maxLimit));
+    return jsonResponse(200, { channel, ...page });
+  });

@@ -1,0 +1,18 @@
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { httpErrors, jsonResponse } from '../lib/middleware/httpErrors.js';
+import { parseChannel } from '../lib/protocol.js';
+import { parseIdempotencyKey, parsePublishBody, publish } from '../lib/publishing.js';
+import { messages } from '../lib/services.js';
+
+/** POST /channels/{channel}/messages `{"data": ...}` → 202 `{id, channel, seq}`. */
+export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+  .use(httpErrors())
+  .handler(async (event) => {
+    const channel = parseChannel(event.pathParameters?.channel);
+    const body = event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+    const { data } = parsePublishBody(body);
+    const idempotencyKey = parseIdempotencyKey(event.headers?.['idempotency-key']);
+    const { duplicate, ...published } = await publish({ channel, data, idempotencyKey }, messages());
+    return jsonResponse(202, published, duplicate ? { 'idempotent-replayed': 'true' } : {});
+  });

@@ -1,0 +1,59 @@
+import type { ConnectionStore } from './connectionStore.js';
+import type { PostToConnection } from './connectionGateway.js';
+import { CablecarError } from './errors.js';
+import type { MessageStore } from './messageStore.js';
+import { messageFrame, type ServerFrame } from './protocol.js';
+import type { SubscriptionStore } from './subscriptionStore.js';
+
+export interface ChannelSubscriptionDeps {
+  connections: ConnectionStore;
+  subscriptions: SubscriptionStore;
+  messages: MessageStore;
+  postToConnection: PostToConnection;
+}
+
+const REPLAY_PAGE = 200;
+
+/**
+ * Subscribes a connection to a channel. The subscription is stored before history is read, so a
+ * message published meanwhile is either replayed or fanned out (possibly both: clients drop
+ * duplicates by seq), never missed. With `after`, the messages after that seq are replayed in order,
+ * up to `replayLimit`; the reply's `seq` is the last one the client now has, so a client that was
+ * away longer pages through history from there.
+ */
+export async function subscribe(
+  { connectionId, channel, after }: { connectionId: string; channel: string; after?: number },
+  deps: ChannelSubscriptionDeps,
+  { replayLimit }: { replayLimit: number },
+): Promise<ServerFrame> {
+  const connection = await deps.connections.get(connectionId);
+  if (!connection) throw new CablecarError('not_connected', 'this connection is not registered; reconnect', 410);
+  await deps.subscriptions.add(channel, connectionId, connection.ttl);
+
+  if (after === undefined) return { type: 'subscribed', channel, seq: await deps.messages.lastSeq(channel) };
+
+  let seq = after;
+  let replayed = 0;
+  while (replayed < replayLimit) {
+    const page = await deps.messages.history(channel, seq, Math.min(REPLAY_PAGE, replayLimit - replayed));
+    for (const message of page.messages) {
+      // One at a time: the socket must see the replay in seq order.
+      if ((await deps.postToConnection(connectionId, JSON.stringify(messageFrame(message)))) === 'gone') {
+        await deps.connections.remove(connectionId);
+        throw new CablecarError('not_connected', 'the connection closed during replay', 410);
+      }
+      seq = message.seq;
+      replayed++;
+    }
+    if (!page.hasMore) break;
+  }
+  return { type: 'subscribed', channel, seq };
+}
+
+export async function unsubscribe(
+  { connectionId, channel }: { connectionId: string; channel: string },
+  deps: Pick<ChannelSubscriptionDeps, 'subscriptions'>,
+): Promise<ServerFrame> {
+  await deps.subscriptions.remove(channel, connectionId);
+  return { type: 'unsubscribed', channel };
+}

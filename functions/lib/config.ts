@@ -1,0 +1,43 @@
+import { z } from 'zod';
+
+/**
+ * Every setting cablecar reads from the environment, parsed once. serverless.yml sets these for the
+ * Lambda functions; the local stack sets them for serverless-offline and the dispatch bridge.
+ */
+const configSchema = z.object({
+  STAGE: z.string().min(1).default('local'),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  /** The stage's DynamoDB table (connections and subscriptions). */
+  TABLE_NAME: z.string().min(1),
+  /** Only set locally: the embedded DynamoDB emulator. Unset on AWS. */
+  DYNAMODB_ENDPOINT: z.url().optional(),
+  /** The API Gateway management endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}). */
+  WEBSOCKET_API_ENDPOINT: z.url(),
+  DATABASE_URL: z.string().min(1),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(50).default(2),
+  /** How long publish waits for a PostgreSQL connection before answering 503. */
+  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
+  /** API Gateway closes every socket after 2 h; items outlive that by a margin, then expire. */
+  CONNECTION_TTL_SECONDS: z.coerce.number().int().min(60).default(2 * 60 * 60 + 10 * 60),
+  FANOUT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(50),
+  SUBSCRIBER_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
+  /** Messages replayed on `subscribe` with `after`; beyond this the client pages through history. */
+  REPLAY_LIMIT: z.coerce.number().int().min(1).max(10000).default(1000),
+  HISTORY_PAGE_LIMIT: z.coerce.number().int().min(1).max(1000).default(1000),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+let cached: Config | undefined;
+
+/** Reads and validates the environment on first use; a missing variable fails loudly at cold start. */
+export function config(): Config {
+  if (!cached) {
+    const parsed = configSchema.safeParse(process.env);
+    if (!parsed.success) {
+      throw new Error(`cablecar configuration is invalid: ${z.prettifyError(parsed.error)}`);
+    }
+    cached = parsed.data;
+  }
+  return cached;
+}

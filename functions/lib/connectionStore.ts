@@ -1,0 +1,63 @@
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import pLimit from 'p-limit';
+import { BY_CONNECTION_INDEX, ITEM_SCHEMA_VERSION, connectionKey, isLive, nowSeconds, type TableRef } from './dynamoTable.js';
+
+export interface Connection {
+  connectionId: string;
+  connectedAt: number;
+  ttl: number;
+}
+
+/** Connections, and their removal together with every subscription they hold. */
+export function connectionStore({ client, tableName }: TableRef, { ttlSeconds }: { ttlSeconds: number }) {
+  return {
+    async add(connectionId: string): Promise<Connection> {
+      const connectedAt = nowSeconds();
+      const connection = { connectionId, connectedAt, ttl: connectedAt + ttlSeconds };
+      await client.send(
+        new PutCommand({
+          TableName: tableName,
+          Item: { pk: connectionKey(connectionId), sk: connectionKey(connectionId), v: ITEM_SCHEMA_VERSION, ...connection },
+        }),
+      );
+      return connection;
+    },
+
+    /** The connection, or undefined when it is unknown or expired. */
+    async get(connectionId: string): Promise<Connection | undefined> {
+      const { Item } = await client.send(
+        new GetCommand({ TableName: tableName, Key: { pk: connectionKey(connectionId), sk: connectionKey(connectionId) } }),
+      );
+      if (!Item || !isLive(Item)) return undefined;
+      return { connectionId, connectedAt: Number(Item.connectedAt), ttl: Number(Item.ttl) };
+    },
+
+    /**
+     * Deletes the connection and all its subscriptions, found through the inverted index. Used at
+     * $disconnect and when a post answers 410 Gone; safe to run twice.
+     */
+    async remove(connectionId: string): Promise<number> {
+      const limit = pLimit(10);
+      let removed = 0;
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const page = await client.send(
+          new QueryCommand({
+            TableName: tableName,
+            IndexName: BY_CONNECTION_INDEX,
+            KeyConditionExpression: 'sk = :sk',
+            ExpressionAttributeValues: { ':sk': connectionKey(connectionId) },
+            ExclusiveStartKey: startKey,
+          }),
+        );
+        const keys = (page.Items ?? []).map((item) => ({ pk: item.pk as string, sk: item.sk as string }));
+        await Promise.all(keys.map((Key) => limit(() => client.send(new DeleteCommand({ TableName: tableName, Key })))));
+        removed += keys.length;
+        startKey = page.LastEvaluatedKey;
+      } while (startKey);
+      return removed;
+    },
+  };
+}
+
+export type ConnectionStore = ReturnType<typeof connectionStore>;

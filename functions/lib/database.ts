@@ -1,0 +1,39 @@
+import pg from 'pg';
+import { databaseUnavailable } from './errors.js';
+import { logger } from './logger.js';
+
+export interface DatabaseOptions {
+  connectionString: string;
+  max?: number;
+  connectTimeoutMs?: number;
+}
+
+/** A small pool: each Lambda container serves one request at a time. */
+export function createPool({ connectionString, max = 2, connectTimeoutMs = 3000 }: DatabaseOptions): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: connectTimeoutMs, idleTimeoutMillis: 30_000 });
+  // An idle client whose server went away emits here; without a listener the process would crash.
+  pool.on('error', (error) => logger.warn('idle PostgreSQL client failed', { error }));
+  return pool;
+}
+
+/** SQLSTATE classes and socket errors that mean "the database cannot be reached", not "bad request". */
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: string }).code;
+  if (code && (UNAVAILABLE_CODES.has(code) || code.startsWith('08') || code.startsWith('57P'))) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+    error.message,
+  );
+}
+
+/** Runs a query function, turning "database unreachable" into the retryable 503 error. */
+export async function withDatabase<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isDatabaseUnavailable(error)) throw databaseUnavailable(error);
+    throw error;
+  }
+}

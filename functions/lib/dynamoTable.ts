@@ -1,0 +1,35 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+/**
+ * One table per stage holds connections and subscriptions (infra/dynamodb-table.json):
+ *
+ *   connection    pk = CONN#<id>       sk = CONN#<id>
+ *   subscription  pk = CHAN#<channel>  sk = CONN#<id>
+ *
+ * The `byConnection` index swaps the keys, so one query on sk = CONN#<id> finds a connection and all
+ * of its subscriptions for cleanup. Every item carries `v` (its schema version, so two code versions
+ * can share the table during a release) and `ttl` (epoch seconds; readers ignore expired items
+ * because DynamoDB deletes them only eventually).
+ */
+export const ITEM_SCHEMA_VERSION = 1;
+export const BY_CONNECTION_INDEX = 'byConnection';
+
+export const connectionKey = (connectionId: string) => `CONN#${connectionId}`;
+export const channelKey = (channel: string) => `CHAN#${channel}`;
+
+export interface TableRef {
+  client: DynamoDBDocumentClient;
+  tableName: string;
+}
+
+export function createTable({ tableName, endpoint, region }: { tableName: string; endpoint?: string; region?: string }): TableRef {
+  const client = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint, region }), {
+    marshallOptions: { removeUndefinedValues: true },
+  });
+  return { client, tableName };
+}
+
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+export const isLive = (item: { ttl?: unknown }, now = nowSeconds()) => typeof item.ttl === 'number' && item.ttl > now;

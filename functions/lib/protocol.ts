@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import { CablecarError, type ErrorCode } from './errors.js';
+
+/**
+ * The wire protocol between browsers and cablecar, and the limits that come from API Gateway.
+ * See DESIGN.md, "Wire protocol".
+ */
+
+/** API Gateway's cap on one WebSocket message; a bigger one closes the socket with 1009. */
+export const MAX_OUTBOUND_FRAME_BYTES = 128 * 1024;
+/** Client frames are small commands; anything bigger is refused before it is parsed. */
+export const MAX_INBOUND_FRAME_BYTES = 4 * 1024;
+
+/**
+ * Channel names: 1–128 characters, letters, digits and `_ - . :`, starting with a letter or digit.
+ * `#` is excluded because the DynamoDB keys use it as a separator, `/` because names travel in URL paths.
+ */
+export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+export const channelName = z
+  .string({ error: 'channel is required and must be a string' })
+  .regex(
+    CHANNEL_NAME_PATTERN,
+    'channel must be 1-128 characters of letters, digits, "_", "-", ".", ":", starting with a letter or digit',
+  );
+
+export function parseChannel(value: unknown): string {
+  const parsed = channelName.safeParse(value);
+  if (!parsed.success) {
+    throw new CablecarError('invalid_channel', parsed.error.issues[0]?.message ?? 'invalid channel');
+  }
+  return parsed.data;
+}
+
+const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+export const subscribeFrame = z.strictObject({
+  action: z.literal('subscribe'),
+  channel: z.unknown(),
+  after: seq.optional(),
+});
+export const unsubscribeFrame = z.strictObject({ action: z.literal('unsubscribe'), channel: z.unknown() });
+export const pingFrame = z.strictObject({ action: z.literal('ping') });
+
+export type SubscribeRequest = { channel: string; after?: number };
+
+/** A stored message as it travels to clients, in replays and in history. */
+export interface Message {
+  id: string;
+  channel: string;
+  seq: number;
+  data: unknown;
+  publishedAt: string;
+}
+
+export type ServerFrame =
+  | ({ type: 'message' } & Message)
+  | { type: 'subscribed'; channel: string; seq: number }
+  | { type: 'unsubscribed'; channel: string }
+  | { type: 'pong' }
+  | { type: 'error'; code: ErrorCode; message: string };
+
+export const messageFrame = (message: Message): ServerFrame => ({
+  type: 'message',
+  channel: message.channel,
+  seq: message.seq,
+  id: message.id,
+  data: message.data,
+  publishedAt: message.publishedAt,
+});
+
+export const errorFrame = (code: ErrorCode, message: string): ServerFrame => ({ type: 'error', code, message });
+
+/** Parses a client frame's text; malformed JSON and oversize frames become protocol errors. */
+export function parseClientFrame(body: string | undefined | null): Record<string, unknown> {
+  const text = body ?? '';
+  if (Buffer.byteLength(text) > MAX_INBOUND_FRAME_BYTES) {
+    throw new CablecarError('frame_too_large', `frames from clients are limited to ${MAX_INBOUND_FRAME_BYTES} bytes`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new CablecarError('malformed_json', 'frame is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new CablecarError('invalid_frame', 'frame must be a JSON object with an "action"');
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Validates a parsed frame against one action's schema; an unknown action gets its own code. */
+export function parseAction<T extends z.ZodType>(schema: T, frame: Record<string, unknown>): z.infer<T> {
+  const parsed = schema.safeParse(frame);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+    throw new CablecarError('invalid_frame', `${where}${issue?.message ?? 'invalid frame'}`);
+  }
+  return parsed.data;
+}
+
+export function unknownAction(frame: Record<string, unknown>): CablecarError {
+  const action = frame.action;
+  return typeof action === 'string'
+    ? new CablecarError('unknown_action', `unknown action "${action.slice(0, 64)}"; expected subscribe, unsubscribe or ping`)
+    : new CablecarError('unknown_action', 'frame has no "action"; expected subscribe, unsubscribe or ping');
+}
+
+/**
+ * The size of the frame fan-out will send for `data`, before the message exists: seq, id and
+ * timestamp are counted at their widest so a message accepted here always fits the socket.
+ */
+export function outboundFrameBytes(channel: string, dataJson: string): number {
+  const widest = JSON.stringify({
+    type: 'message',
+    channel,
+    seq: Number.MAX_SAFE_INTEGER,
+    id: '00000000-0000-0000-0000-000000000000',
+    data: null,
+    publishedAt: '2000-01-01T00:00:00.000Z',
+  });
+  return Buffer.byteLength(widest) - 'null'.length + Buffer.byteLength(dataJson);
+}

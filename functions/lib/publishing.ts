@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { CablecarError } from './errors.js';
+import type { MessageStore, PublishedMessage } from './messageStore.js';
+import { MAX_OUTBOUND_FRAME_BYTES, outboundFrameBytes } from './protocol.js';
+
+const publishBody = z.object({ data: z.json() }).strict();
+const idempotencyKey = z.string().min(1).max(200);
+
+/** Parses a publish request's body: `{"data": <any JSON>}`. */
+export function parsePublishBody(body: string | undefined): { data: unknown } {
+  let value: unknown;
+  try {
+    value = JSON.parse(body ?? '');
+  } catch {
+    throw new CablecarError('invalid_body', 'body must be JSON: {"data": <any JSON value>}');
+  }
+  const parsed = publishBody.safeParse(value);
+  if (!parsed.success || !('data' in parsed.data)) {
+    throw new CablecarError('invalid_body', 'body must be a JSON object {"data": <any JSON value>} with no other fields');
+  }
+  return parsed.data;
+}
+
+export function parseIdempotencyKey(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const parsed = idempotencyKey.safeParse(value);
+  if (!parsed.success) throw new CablecarError('invalid_body', 'Idempotency-Key must be 1-200 characters');
+  return parsed.data;
+}
+
+/**
+ * Publishes a message: refuses one whose frame would exceed API Gateway's 128 KB cap (it would close
+ * every subscriber's socket), then stores it; the commit-time trigger hands it to fan-out.
+ */
+export async function publish(
+  { channel, data, idempotencyKey }: { channel: string; data: unknown; idempotencyKey?: string },
+  messages: MessageStore,
+): Promise<PublishedMessage & { duplicate: boolean }> {
+  const dataJson = JSON.stringify(data);
+  const frameBytes = outboundFrameBytes(channel, dataJson);
+  if (frameBytes > MAX_OUTBOUND_FRAME_BYTES) {
+    throw new CablecarError(
+      'payload_too_large',
+      `the message frame would be ${frameBytes} bytes; WebSocket messages are limited to ${MAX_OUTBOUND_FRAME_BYTES} bytes`,
+      413,
+    );
+  }
+  return messages.publish(channel, dataJson, idempotencyKey);
+}

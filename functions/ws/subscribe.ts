@@ -1,0 +1,15 @@
+import { subscribe } from '../lib/channelSubscriptions.js';
+import { config } from '../lib/config.js';
+import { wsRoute } from '../lib/middleware/wsReplies.js';
+import { parseAction, parseChannel, subscribeFrame } from '../lib/protocol.js';
+import { connections, messages, postToConnection, subscriptions } from '../lib/services.js';
+
+/** subscribe: `{"action":"subscribe","channel":"room-1","after":42}` → replayed messages, then `subscribed`. */
+export const handler = wsRoute(async ({ connectionId, frame }) => {
+  const request = parseAction(subscribeFrame, frame);
+  return subscribe(
+    { connectionId, channel: parseChannel(request.channel), after: request.after },
+    { connections: connections(), subscriptions: subscriptions(), messages: messages(), postToConnection: postToConnection() },
+    { replayLimit: config().REPLAY_LIMIT },
+  );
+});

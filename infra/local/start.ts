@@ -1,0 +1,57 @@
+import { resolve } from 'node:path';
+import { startLocalStack } from './stack.js';
+
+/** `npm start`: the whole stack on this machine until Ctrl-C. */
+const env = process.env;
+const port = (name: string, fallback: number) => Number(env[name] ?? fallback);
+
+const options = {
+  dataDir: resolve(env.CABLECAR_DATA_DIR ?? '.cablecar'),
+  httpPort: port('CABLECAR_HTTP_PORT', 3000),
+  websocketPort: port('CABLECAR_WS_PORT', 3001),
+  lambdaPort: port('CABLECAR_LAMBDA_PORT', 3002),
+  postgresPort: port('CABLECAR_PG_PORT', 54329),
+  dynamodbPort: port('CABLECAR_DYNAMODB_PORT', 4567),
+  logLevel: env.LOG_LEVEL ?? 'INFO',
+};
+
+const verbose = env.CABLECAR_VERBOSE === '1';
+const quiet = new Set(['postgres']);
+const log = (source: string, line: string) => {
+  if (verbose || !quiet.has(source)) console.log(`[${source}] ${line}`);
+};
+
+console.log(`cablecar: starting the local stack (data in ${options.dataDir}) ...`);
+const started = Date.now();
+const stack = await startLocalStack({ ...options, log });
+
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  console.log(`\ncablecar: ${signal}, stopping every process it started ...`);
+  await stack.stop();
+  console.log('cablecar: stopped');
+  process.exit(0);
+}
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+console.log(`
+cablecar is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
+
+  HTTP API     ${stack.httpUrl}   POST/GET /channels/{channel}/messages
+  WebSocket    ${stack.websocketUrl}
+  Lambda       ${stack.lambdaUrl}   (the dispatch bridge invokes fanout here)
+  PostgreSQL   ${stack.databaseUrl}
+  DynamoDB     ${stack.dynamodbUrl}   table ${stack.tableName}
+
+Try it — in one terminal:
+  npx wscat -c ${stack.websocketUrl}
+  > {"action":"subscribe","channel":"room-1"}
+
+and in another:
+  curl -s -X POST ${stack.httpUrl}/channels/room-1/messages -H 'content-type: application/json' -d '{"data":{"text":"hello"}}'
+  curl -s '${stack.httpUrl}/channels/room-1/messages?after=0'
+
+Ctrl-C stops everything.`);

@@ -1,0 +1,82 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+
+/**
+ * Applies the SQL migrations in infra/sql/migrations once each, in name order, then installs the
+ * dispatch variant for where the database runs. Safe to run any number of times, and concurrently:
+ * an advisory lock serialises runners.
+ */
+export type DispatchVariant = { kind: 'local' } | { kind: 'aws'; fanoutFunction: string; region: string };
+
+const SQL_DIR = join(import.meta.dirname, 'sql');
+const MIGRATION_LOCK = 7_261_001;
+
+export async function renderDispatchSql(variant: DispatchVariant): Promise<string> {
+  const sql = await readFile(join(SQL_DIR, 'dispatch', `${variant.kind}.sql`), 'utf8');
+  if (variant.kind === 'local') return sql;
+  const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
+  return sql.replaceAll(':fanout_function', literal(variant.fanoutFunction)).replaceAll(':region', literal(variant.region));
+}
+
+export async function migrate(
+  connectionString: string,
+  variant: DispatchVariant,
+  log: (line: string) => void = () => {},
+): Promise<string[]> {
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  const applied: string[] = [];
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await client.query(
+      'CREATE TABLE IF NOT EXISTS cablecar_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
+    const done = new Set((await client.query<{ name: string }>('SELECT name FROM cablecar_migrations')).rows.map((r) => r.name));
+    const files = (await readdir(join(SQL_DIR, 'migrations'))).filter((f) => f.endsWith('.sql')).sort();
+    for (const file of files.filter((f) => !done.has(f))) {
+      log(`applying migration ${file}`);
+      const sql = await readFile(join(SQL_DIR, 'migrations', file), 'utf8');
+      await client.query('BEGIN');
+      try {
+        await client.query(sql);
+        await client.query('INSERT INTO cablecar_migrations (name) VALUES ($1)', [file]);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK');
+        throw new Error(`migration ${file} failed: ${(error as Error).message}`, { cause: error });
+      }
+      applied.push(file);
+    }
+    await client.query(await renderDispatchSql(variant));
+    log(`dispatch variant: ${variant.kind}`);
+    return applied;
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+    await client.end();
+  }
+}
+
+// npm run migrate -- --dispatch aws --fanout-function cablecar-prod-fanout --region eu-west-1
+if (process.argv[1] === import.meta.filename) {
+  const { values } = parseArgs({
+    options: {
+      dispatch: { type: 'string', default: 'local' },
+      'fanout-function': { type: 'string' },
+      region: { type: 'string', default: process.env.AWS_REGION },
+    },
+  });
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('DATABASE_URL is required');
+  let variant: DispatchVariant;
+  if (values.dispatch === 'aws') {
+    if (!values['fanout-function'] || !values.region) throw new Error('--dispatch aws needs --fanout-function and --region');
+    variant = { kind: 'aws', fanoutFunction: values['fanout-function'], region: values.region };
+  } else if (values.dispatch === 'local') {
+    variant = { kind: 'local' };
+  } else {
+    throw new Error(`--dispatch must be "local" or "aws", not "${values.dispatch}"`);
+  }
+  await migrate(url, variant, console.log);
+}
