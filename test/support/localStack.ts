@@ -1,0 +1,61 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, startLocalStack, type LocalStack } from '../../infra/local/stack.js';
+
+/**
+ * The real local stack on free ports and a throw-away data folder, for one integration test file.
+ * Its log is kept and printed only if start-up fails or CABLECAR_TEST_LOG=1.
+ */
+// The tests' own SDK clients talk to the local DynamoDB API, which accepts any credentials.
+process.env.AWS_ACCESS_KEY_ID ??= 'local';
+process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+export async function startTestStack(): Promise<LocalStack & { logLines: string[] }> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'cablecar-test-'));
+  const logLines: string[] = [];
+  const echo = process.env.CABLECAR_TEST_LOG === '1';
+  try {
+    const stack = await startLocalStack({
+      dataDir,
+      persistent: false,
+      httpPort: await freePort(),
+      websocketPort: await freePort(),
+      lambdaPort: await freePort(),
+      postgresPort: await freePort(),
+      dynamodbPort: await freePort(),
+      logLevel: 'WARN',
+      log: (source, line) => {
+        logLines.push(`[${source}] ${line}`);
+        if (echo) console.log(`[${source}] ${line}`);
+      },
+    });
+    return {
+      ...stack,
+      logLines,
+      async stop() {
+        await stack.stop();
+        await rm(dataDir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    console.error(logLines.slice(-50).join('\n'));
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+export async function publish(stack: LocalStack, channel: string, data: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(`${stack.httpUrl}/channels/${encodeURIComponent(channel)}/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ data }),
+  });
+  return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+}
+
+export async function history(stack: LocalStack, channel: string, query = '') {
+  const response = await fetch(`${stack.httpUrl}/channels/${encodeURIComponent(channel)}/messages${query}`);
+  return { status: response.status, body: (await response.json()) as any };
+}

@@ -1,0 +1,77 @@
+import WebSocket from 'ws';
+
+export interface Frame {
+  type: string;
+  [key: string]: any;
+}
+
+/**
+ * A real `ws` client that records every frame it receives, with waits that fail with a readable
+ * message (what arrived) instead of hanging.
+ */
+export class SocketClient {
+  readonly frames: Frame[] = [];
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      this.frames.push(JSON.parse(String(data)) as Frame);
+      this.waiters.forEach((wake) => wake());
+    });
+  }
+
+  static async connect(url: string): Promise<SocketClient> {
+    const socket = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    return new SocketClient(socket);
+  }
+
+  send(frame: unknown): void {
+    this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  messages(channel?: string): Frame[] {
+    return this.frames.filter((f) => f.type === 'message' && (channel === undefined || f.channel === channel));
+  }
+
+  /** Waits until `predicate` holds for the frames received so far. */
+  async waitUntil(predicate: (frames: Frame[]) => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+    if (predicate(this.frames)) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(new Error(`timed out waiting for ${what}; received: ${JSON.stringify(this.frames).slice(0, 2000)}`));
+      }, timeoutMs);
+      const check = () => {
+        if (!predicate(this.frames)) return;
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+        resolve();
+      };
+      this.waiters.push(check);
+    });
+  }
+
+  /** Sends a frame and waits for the next frame of `type` after it. */
+  async request(frame: unknown, type: string): Promise<Frame> {
+    const before = this.frames.length;
+    this.send(frame);
+    await this.waitUntil((frames) => frames.slice(before).some((f) => f.type === type), `a "${type}" frame`);
+    return this.frames.slice(before).find((f) => f.type === type)!;
+  }
+
+  async subscribe(channel: string, after?: number): Promise<Frame> {
+    return this.request({ action: 'subscribe', channel, ...(after === undefined ? {} : { after }) }, 'subscribed');
+  }
+
+  async close(): Promise<void> {
+    if (this.socket.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      this.socket.once('close', () => resolve());
+      this.socket.close();
+    });
+  }
+}
