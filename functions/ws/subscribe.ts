@@ -6,9 +6,10 @@ import { connections, messages, postToConnection, subscriptions } from '../lib/s
 
 /** subscribe: `{"action":"subscribe","channel":"room-1","after":42}` → replayed messages, then `subscribed`. */
 export const handler = wsRoute(async ({ connectionId, frame }) => {
+  const channel = parseChannel(frame.channel);
   const request = parseAction(subscribeFrame, frame);
   return subscribe(
-    { connectionId, channel: parseChannel(request.channel), after: request.after },
+    { connectionId, channel, after: request.after },
     { connections: connections(), subscriptions: subscriptions(), messages: messages(), postToConnection: postToConnection() },
     { replayLimit: config().REPLAY_LIMIT },
   );

@@ -5,6 +5,7 @@ import { subscriptions } from '../lib/services.js';
 
 /** unsubscribe: `{"action":"unsubscribe","channel":"room-1"}` → `unsubscribed`. */
 export const handler = wsRoute(async ({ connectionId, frame }) => {
-  const request = parseAction(unsubscribeFrame, frame);
-  return unsubscribe({ connectionId, channel: parseChannel(request.channel) }, { subscriptions: subscriptions() });
+  const channel = parseChannel(frame.channel);
+  parseAction(unsubscribeFrame, frame);
+  return unsubscribe({ connectionId, channel }, { subscriptions: subscriptions() });
 });

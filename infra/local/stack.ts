@@ -22,8 +22,6 @@ export interface LocalStackOptions {
   postgresPort: number;
   dynamodbPort: number;
   stage?: string;
-  /** Keep PostgreSQL's data between runs (npm start) or throw it away (tests). */
-  persistent?: boolean;
   log?: (source: string, line: string) => void;
   logLevel?: string;
 }
@@ -109,10 +107,19 @@ function stopProcessGroup(child: ChildProcess, timeoutMs = 5000): Promise<void> 
 }
 
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
-  const { dataDir, stage = 'local', persistent = true, log = () => {}, logLevel = 'INFO' } = options;
+  const { dataDir, stage = 'local', log = () => {}, logLevel = 'INFO' } = options;
   const cleanup: Array<() => Promise<void>> = [];
   const stopAll = async () => {
-    for (const step of cleanup.reverse()) await step().catch((error) => log('stack', `stop: ${(error as Error).message}`));
+    for (const step of cleanup.reverse()) {
+      // A step that hangs must not keep the others (and the processes they own) alive.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timed out after 15 s')), 15_000);
+      });
+      await Promise.race([step(), timeout])
+        .catch((error) => log('stack', `stop: ${(error as Error).message}`))
+        .finally(() => clearTimeout(timer));
+    }
     cleanup.length = 0;
   };
 
@@ -127,7 +134,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       port: options.postgresPort,
       user: DB_USER,
       password: DB_PASSWORD,
-      persistent,
+      // Always keep the data on stop: stopDatabase/startDatabase need it; tests delete their folder.
+      persistent: true,
       createPostgresUser: process.getuid?.() === 0,
       postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
       onLog: (line) => log('postgres', String(line).trimEnd()),
@@ -135,7 +143,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     if (!existsSync(join(databaseDir, 'PG_VERSION'))) await postgres.initialise();
     await postgres.start();
-    cleanup.push(() => postgres.stop());
+    let databaseRunning = true;
+    const stopDatabase = async () => {
+      if (!databaseRunning) return;
+      await postgres.stop();
+      databaseRunning = false;
+    };
+    const startDatabase = async () => {
+      if (databaseRunning) return;
+      await postgres.start();
+      databaseRunning = true;
+    };
+    cleanup.push(stopDatabase);
     await postgres.createDatabase(DB_NAME).catch((error: { code?: string }) => {
       if (error.code !== '42P04') throw error; // exists from an earlier run
     });
@@ -222,8 +241,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       dynamodbUrl,
       tableName,
       dispatchIdle: () => bridge.idle(),
-      stopDatabase: () => postgres.stop(),
-      startDatabase: () => postgres.start(),
+      stopDatabase,
+      startDatabase,
       stop: stopAll,
     };
   } catch (error) {

@@ -19,7 +19,6 @@ export async function startTestStack(): Promise<LocalStack & { logLines: string[
   try {
     const stack = await startLocalStack({
       dataDir,
-      persistent: false,
       httpPort: await freePort(),
       websocketPort: await freePort(),
       lambdaPort: await freePort(),

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { history, publish, startTestStack } from '../support/localStack.js';
+import { SocketClient } from '../support/socketClient.js';
+
+/** Every bad input gets a clear error, loses nothing, and leaves the socket usable. */
+let stack: Awaited<ReturnType<typeof startTestStack>>;
+let client: SocketClient;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  client = await SocketClient.connect(stack.websocketUrl);
+});
+afterAll(async () => {
+  await client?.close();
+  await stack?.stop();
+});
+
+describe('on the socket', () => {
+  const cases: Array<[string, unknown, string]> = [
+    ['a frame that is not JSON', '{"action": "subscribe", ', 'malformed_json'],
+    ['a JSON value that is not an object', '[1,2,3]', 'invalid_frame'],
+    ['an unknown action', { action: 'dance' }, 'unknown_action'],
+    ['a frame without action', { channel: 'room-1' }, 'unknown_action'],
+    ['subscribe without a channel', { action: 'subscribe' }, 'invalid_channel'],
+    ['subscribe to an invalid channel name', { action: 'subscribe', channel: 'no spaces/or#hashes' }, 'invalid_channel'],
+    ['subscribe to a channel name over 128 characters', { action: 'subscribe', channel: 'a'.repeat(129) }, 'invalid_channel'],
+    ['subscribe with a negative after', { action: 'subscribe', channel: 'room-1', after: -1 }, 'invalid_frame'],
+    ['subscribe with an unknown field', { action: 'subscribe', channel: 'room-1', since: 3 }, 'invalid_frame'],
+    ['unsubscribe from an invalid channel', { action: 'unsubscribe', channel: '' }, 'invalid_channel'],
+    ['an oversize frame', { action: 'ping', pad: 'x'.repeat(8 * 1024) }, 'frame_too_large'],
+  ];
+
+  it.each(cases)('answers %s with an error frame and keeps the connection usable', async (_name, frame, code) => {
+    const error = await client.request(frame, 'error');
+    expect(error).toEqual({ type: 'error', code, message: expect.any(String) });
+    expect(error.message.length).toBeGreaterThan(5);
+    expect(await client.request({ action: 'ping' }, 'pong')).toEqual({ type: 'pong' });
+  });
+
+  it('still subscribes and receives after all of that', async () => {
+    await client.subscribe('after-errors');
+    await publish(stack, 'after-errors', { ok: true });
+    await client.waitUntil((f) => f.some((x) => x.type === 'message' && x.channel === 'after-errors'), 'the message');
+  });
+});
+
+describe('over HTTP', () => {
+  const post = (channel: string, body: string, contentType = 'application/json') =>
+    fetch(`${stack.httpUrl}/channels/${channel}/messages`, { method: 'POST', headers: { 'content-type': contentType }, body });
+
+  it.each([
+    ['a body that is not JSON', 'valid-channel', '{"data": ', 400, 'invalid_body'],
+    ['a body without data', 'valid-channel', '{"text":"hi"}', 400, 'invalid_body'],
+    ['a body with fields besides data', 'valid-channel', '{"data":1,"extra":2}', 400, 'invalid_body'],
+    ['an empty body', 'valid-channel', '', 400, 'invalid_body'],
+    ['an invalid channel name', 'bad%23name', '{"data":1}', 400, 'invalid_channel'],
+    ['a channel name over 128 characters', 'c'.repeat(129), '{"data":1}', 400, 'invalid_channel'],
+  ])('refuses %s with a JSON error', async (_name, channel, body, status, code) => {
+    const response = await post(channel, body);
+    expect(response.status).toBe(status);
+    expect(response.headers.get('content-type')).toContain('application/json');
+    expect(await response.json()).toEqual({ error: { code, message: expect.any(String), retryable: false } });
+  });
+
+  it('refuses an oversize payload with 413', async () => {
+    const { status, body } = await publish(stack, 'valid-channel', 'y'.repeat(200 * 1024));
+    expect(status).toBe(413);
+    expect(body.error.code).toBe('payload_too_large');
+  });
+
+  it('stored none of the refused publishes', async () => {
+    expect((await history(stack, 'valid-channel')).body.messages).toEqual([]);
+  });
+
+  it.each([
+    ['a negative after', '?after=-1'],
+    ['a non-numeric after', '?after=abc'],
+    ['a zero limit', '?limit=0'],
+    ['a limit above the maximum', '?limit=100000'],
+  ])('refuses history with %s', async (_name, query) => {
+    const { status, body } = await history(stack, 'valid-channel', query);
+    expect(status).toBe(400);
+    expect(body.error.code).toBe('invalid_query');
+  });
+});
