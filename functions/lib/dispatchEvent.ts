@@ -3,13 +3,14 @@ import type { Message } from './protocol.js';
 
 /**
  * The event PostgreSQL's dispatch sends to fan-out, built by the SQL function cablecar_dispatch_event
- * (infra/sql). `v` is its schema version: during a release the old and the new fanout read the
- * same events, so a change to the shape adds a version and both are accepted until the old is gone.
+ * (infra/sql). During a release the old and the new fanout read the same events, so the rules are
+ * (README, "Mixed versions"): `v` only grows; a newer version may add fields but never removes or
+ * redefines the v1 fields below; a reader accepts any `v` >= 1 that carries them and ignores the rest.
  */
 export const DISPATCH_EVENT_VERSION = 1;
 
 const dispatchEventV1 = z.object({
-  v: z.literal(1),
+  v: z.number().int().min(1),
   message: z.object({
     id: z.string().min(1),
     channel: z.string().min(1),

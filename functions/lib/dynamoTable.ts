@@ -11,12 +11,19 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  * of its subscriptions for cleanup. Every item carries `v` (its schema version, so two code versions
  * can share the table during a release) and `ttl` (epoch seconds; readers ignore expired items
  * because DynamoDB deletes them only eventually).
+ *
+ * Mixed versions (README): readers rely only on pk, sk, ttl and connectedAt, accept any `v` >= 1 and
+ * ignore attributes they do not know; a newer writer may add attributes but never removes or
+ * redefines these. test/fixtures/v1 holds what version 1 writes; test/unit/mixedVersions.test.ts
+ * holds both sides to that.
  */
 export const ITEM_SCHEMA_VERSION = 1;
 export const BY_CONNECTION_INDEX = 'byConnection';
 
 export const connectionKey = (connectionId: string) => `CONN#${connectionId}`;
 export const channelKey = (channel: string) => `CHAN#${channel}`;
+/** The connection id inside a CONN#<id> key: the key, not an attribute, so every item version has it. */
+export const connectionIdOf = (key: string) => key.slice('CONN#'.length);
 
 export interface TableRef {
   client: DynamoDBDocumentClient;

@@ -1,5 +1,5 @@
 import { DeleteCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { ITEM_SCHEMA_VERSION, channelKey, connectionKey, isLive, nowSeconds, type TableRef } from './dynamoTable.js';
+import { ITEM_SCHEMA_VERSION, channelKey, connectionIdOf, connectionKey, isLive, nowSeconds, type TableRef } from './dynamoTable.js';
 
 /** Which connections listen to which channel. */
 export function subscriptionStore({ client, tableName }: TableRef) {
@@ -45,7 +45,7 @@ export function subscriptionStore({ client, tableName }: TableRef) {
           }),
         );
         const now = nowSeconds();
-        const ids = (page.Items ?? []).filter((item) => isLive(item, now)).map((item) => String(item.sk).slice('CONN#'.length));
+        const ids = (page.Items ?? []).filter((item) => isLive(item, now)).map((item) => connectionIdOf(String(item.sk)));
         if (ids.length > 0) yield ids;
         startKey = page.LastEvaluatedKey;
       } while (startKey);

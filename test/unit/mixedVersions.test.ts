@@ -1,0 +1,128 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectionStore } from '../../functions/lib/connectionStore.js';
+import { parseDispatchEvent } from '../../functions/lib/dispatchEvent.js';
+import { channelKey, connectionKey, nowSeconds } from '../../functions/lib/dynamoTable.js';
+import { fanOut } from '../../functions/lib/fanOut.js';
+import { messageStore } from '../../functions/lib/messageStore.js';
+import { createPool } from '../../functions/lib/database.js';
+import { subscriptionStore } from '../../functions/lib/subscriptionStore.js';
+import { migrate } from '../../infra/migrate.js';
+import * as v1Rules from '../fixtures/v1/readerRules.js';
+import { startDynamo, startPostgres, type TestDynamo, type TestPostgres } from '../support/databases.js';
+
+/**
+ * During a release two versions serve side by side and share the table and the dispatch events.
+ * test/fixtures/v1 holds what version 1 writes and the rules a version-1 reader applies; these
+ * tests hold the current code to both directions of that contract.
+ */
+const fixture = async (name: string) =>
+  JSON.parse(await readFile(join(import.meta.dirname, '..', 'fixtures', 'v1', name), 'utf8')) as Record<string, any>;
+
+let dynamo: TestDynamo;
+let postgres: TestPostgres;
+beforeAll(async () => {
+  [dynamo, postgres] = await Promise.all([startDynamo(), startPostgres()]);
+  await migrate(postgres.url, { kind: 'local' });
+});
+afterAll(async () => {
+  await dynamo?.stop();
+  await postgres?.stop();
+});
+
+/** Stores a version-1 item as it was written, with only its expiry moved into the future. */
+async function storeV1(name: string): Promise<Record<string, any>> {
+  const item = { ...(await fixture(name)), ttl: nowSeconds() + 3600 };
+  await dynamo.tableRef.client.send(new PutCommand({ TableName: dynamo.tableName, Item: item }));
+  return item;
+}
+
+describe('the current code reads what version 1 wrote', () => {
+  it('finds a version-1 connection and its subscription, and removes both', async () => {
+    const connection = await storeV1('connection-item.json');
+    const subscription = await storeV1('subscription-item.json');
+    const connections = connectionStore(dynamo.tableRef, { ttlSeconds: 7800 });
+    const subscriptions = subscriptionStore(dynamo.tableRef);
+
+    expect(await connections.get(connection.connectionId)).toMatchObject({ connectionId: connection.connectionId });
+    const pages = [];
+    for await (const page of subscriptions.subscriberPages(subscription.channel, 10)) pages.push(...page);
+    expect(pages).toEqual([connection.connectionId]);
+
+    expect(await connections.remove(connection.connectionId)).toBe(2);
+    expect(await connections.get(connection.connectionId)).toBeUndefined();
+  });
+
+  it('fans a message out to a connection and subscription stored by version 1 (recording postToConnection)', async () => {
+    const connection = await storeV1('connection-item.json');
+    const subscription = await storeV1('subscription-item.json');
+    const { message } = parseDispatchEvent(await fixture('dispatch-event.json'));
+    const posted: Array<[string, string]> = [];
+
+    const result = await fanOut(
+      message,
+      {
+        subscriptions: subscriptionStore(dynamo.tableRef),
+        connections: connectionStore(dynamo.tableRef, { ttlSeconds: 7800 }),
+        postToConnection: async (id, frame) => {
+          posted.push([id, frame]);
+          return 'delivered';
+        },
+      },
+      { concurrency: 4, pageSize: 10 },
+    );
+
+    expect(message.channel).toBe(subscription.channel);
+    expect(result).toEqual({ delivered: 1, gone: 0, failed: 0 });
+    expect(posted.map(([id]) => id)).toEqual([connection.connectionId]);
+    expect(JSON.parse(posted[0]![1])).toEqual({ type: 'message', ...(await fixture('dispatch-event.json')).message });
+  });
+
+  it('accepts a version-1 dispatch event, and a later version that only adds fields', async () => {
+    const v1 = await fixture('dispatch-event.json');
+    expect(parseDispatchEvent(v1).message.seq).toBe(42);
+    const later = { ...v1, v: 2, trace: 'abc', message: { ...v1.message, priority: 'high' } };
+    expect(parseDispatchEvent(later).message).toMatchObject(v1.message);
+    expect(() => parseDispatchEvent({ ...v1, message: { ...v1.message, seq: 'x' } })).toThrow(/not a dispatch event/);
+  });
+});
+
+describe('what the current code writes, version 1 can read', () => {
+  it('stores connection and subscription items that pass the version-1 reader rules', async () => {
+    const connections = connectionStore(dynamo.tableRef, { ttlSeconds: 7800 });
+    const connection = await connections.add('current-conn-1');
+    await subscriptionStore(dynamo.tableRef).add('room-current', 'current-conn-1', connection.ttl);
+
+    const get = async (pk: string, sk: string) =>
+      (await dynamo.tableRef.client.send(new GetCommand({ TableName: dynamo.tableName, Key: { pk, sk } }))).Item;
+    const connectionItem = await get(connectionKey('current-conn-1'), connectionKey('current-conn-1'));
+    const subscriptionItem = await get(channelKey('room-current'), connectionKey('current-conn-1'));
+
+    expect(v1Rules.connectionItem.safeParse(connectionItem).error).toBeUndefined();
+    expect(v1Rules.subscriptionItem.safeParse(subscriptionItem).error).toBeUndefined();
+    // The rules can fail: an item without its expiry is refused.
+    expect(v1Rules.subscriptionItem.safeParse({ ...subscriptionItem, ttl: undefined }).success).toBe(false);
+  });
+
+  it('dispatches events (cablecar_dispatch_event) that pass the version-1 reader rules', async () => {
+    const pool = createPool({ connectionString: postgres.url });
+    try {
+      const published = await messageStore(pool).publish('room-current', JSON.stringify({ b: 1, a: [true, null] }));
+      const client = new pg.Client({ connectionString: postgres.url });
+      await client.connect();
+      const { rows } = await client.query('SELECT cablecar_dispatch_event($1) AS event', [published.id]);
+      await client.end();
+      const event = rows[0].event;
+      expect(v1Rules.dispatchEvent.safeParse(event).error).toBeUndefined();
+      expect(event).toEqual({
+        v: 1,
+        message: { id: published.id, channel: 'room-current', seq: published.seq, data: { b: 1, a: [true, null] }, publishedAt: expect.any(String) },
+      });
+    } finally {
+      await pool.end();
+    }
+  });
+});
