@@ -47,9 +47,8 @@ cablecar is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
   PostgreSQL   ${stack.databaseUrl}
   DynamoDB     ${stack.dynamodbUrl}   table ${stack.tableName}
 
-Try it — in one terminal:
-  npx wscat -c ${stack.websocketUrl}
-  > {"action":"subscribe","channel":"room-1"}
+Try it — in one terminal (a WebSocket client subscribed to room-1):
+  npm run listen -- room-1
 
 and in another:
   curl -s -X POST ${stack.httpUrl}/channels/room-1/messages -H 'content-type: application/json' -d '{"data":{"text":"hello"}}'
