@@ -16,8 +16,11 @@ export function createPool({ connectionString, max = 2, connectTimeoutMs = 3000 
   return pool;
 }
 
-/** SQLSTATE classes and socket errors that mean "the database cannot be reached", not "bad request". */
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+/**
+ * SQLSTATE classes and socket errors that mean "the database cannot be reached", not "bad request".
+ * 53300 is "too many connections" (max_connections reached, as a burst of Lambda containers can do).
+ */
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', '53300']);
 
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;

@@ -18,7 +18,9 @@ export function parsePublishBody(body: string | undefined): { data: unknown } {
   if (!parsed.success || !('data' in parsed.data)) {
     throw new CablecarError('invalid_body', 'body must be a JSON object {"data": <any JSON value>} with no other fields');
   }
-  return parsed.data;
+  // The value JSON.parse built, not zod's copy: the copy assigns keys one by one, so a "__proto__" key
+  // would become the copy's prototype and vanish from the stored data.
+  return { data: (value as { data: unknown }).data };
 }
 
 export function parseIdempotencyKey(value: string | undefined): string | undefined {
