@@ -19,7 +19,8 @@ const REPLAY_PAGE = 200;
  * message published meanwhile is either replayed or fanned out (possibly both: clients drop
  * duplicates by seq), never missed. With `after`, the messages after that seq are replayed in order,
  * up to `replayLimit`; the reply's `seq` is the last one the client now has, so a client that was
- * away longer pages through history from there.
+ * away longer pages through history from there. A `seq` below `after` tells the client that the
+ * channel is behind what it remembers.
  */
 export async function subscribe(
   { connectionId, channel, after }: { connectionId: string; channel: string; after?: number },
@@ -47,6 +48,9 @@ export async function subscribe(
     }
     if (!page.hasMore) break;
   }
+  // A client ahead of the channel (its database was restored, say) must not go on dropping new
+  // messages as duplicates: tell it where the channel really is.
+  if (replayed === 0 && after > 0) seq = Math.min(after, await deps.messages.lastSeq(channel));
   return { type: 'subscribed', channel, seq };
 }
 

@@ -23,10 +23,17 @@ export function connectionStore({ client, tableName }: TableRef, { ttlSeconds }:
       return connection;
     },
 
-    /** The connection, or undefined when it is unknown or expired. */
+    /**
+     * The connection, or undefined when it is unknown or expired. Read consistently: a client
+     * subscribes right after $connect, before an eventually consistent read might see the item.
+     */
     async get(connectionId: string): Promise<Connection | undefined> {
       const { Item } = await client.send(
-        new GetCommand({ TableName: tableName, Key: { pk: connectionKey(connectionId), sk: connectionKey(connectionId) } }),
+        new GetCommand({
+          TableName: tableName,
+          Key: { pk: connectionKey(connectionId), sk: connectionKey(connectionId) },
+          ConsistentRead: true,
+        }),
       );
       if (!Item || !isLive(Item)) return undefined;
       return { connectionId, connectedAt: Number(Item.connectedAt), ttl: Number(Item.ttl) };

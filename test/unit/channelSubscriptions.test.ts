@@ -157,6 +157,15 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     expect(posts).toEqual([]);
   });
 
+  it('with after beyond the channel (a client ahead of a restored database): answers the channel last seq', async () => {
+    await publishMany('restored', 2);
+    await connections.add('s-restored');
+    const { post, posts } = recordingPostToConnection();
+    const reply = await subscribe({ connectionId: 's-restored', channel: 'restored', after: 9 }, depsWith(post), { replayLimit: 100 });
+    expect(reply).toEqual({ type: 'subscribed', channel: 'restored', seq: 2 });
+    expect(posts).toEqual([]);
+  });
+
   it('with after 0: replays the whole channel from seq 1', async () => {
     await publishMany('from-zero', 3);
     await connections.add('s-from-zero');
