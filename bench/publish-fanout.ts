@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { freePort, startLocalStack } from '../infra/local/stack.js';
+import { freeStackPorts, startLocalStack } from '../infra/local/stack.js';
 
 /**
  * `npm run bench [-- --clients 200 --messages 100 --size 1024]`: the local stack under load. Prints
@@ -34,11 +34,7 @@ const dataDir = await mkdtemp(join(tmpdir(), 'cablecar-bench-'));
 console.log(`bench: starting the local stack ...`);
 const stack = await startLocalStack({
   dataDir,
-  httpPort: await freePort(),
-  websocketPort: await freePort(),
-  lambdaPort: await freePort(),
-  postgresPort: await freePort(),
-  dynamodbPort: await freePort(),
+  ...(await freeStackPorts()),
   logLevel: 'ERROR',
 });
 const sockets: WebSocket[] = [];

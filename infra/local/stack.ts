@@ -49,6 +49,17 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Free ports for every server of a stack, for tests and benchmarks that run beside `npm start`. */
+export async function freeStackPorts() {
+  return {
+    httpPort: await freePort(),
+    websocketPort: await freePort(),
+    lambdaPort: await freePort(),
+    postgresPort: await freePort(),
+    dynamodbPort: await freePort(),
+  };
+}
+
 async function waitForHttp(url: string, timeoutMs: number, isAlive: () => boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startLocalStack, type LocalStack } from '../../infra/local/stack.js';
+import { freeStackPorts, startLocalStack, type LocalStack } from '../../infra/local/stack.js';
 
 /**
  * The real local stack on free ports and a throw-away data folder, for one integration test file.
@@ -19,11 +19,7 @@ export async function startTestStack(): Promise<LocalStack & { logLines: string[
   try {
     const stack = await startLocalStack({
       dataDir,
-      httpPort: await freePort(),
-      websocketPort: await freePort(),
-      lambdaPort: await freePort(),
-      postgresPort: await freePort(),
-      dynamodbPort: await freePort(),
+      ...(await freeStackPorts()),
       logLevel: 'WARN',
       log: (source, line) => {
         logLines.push(`[${source}] ${line}`);

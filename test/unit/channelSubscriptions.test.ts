@@ -12,6 +12,7 @@ import { messageFrame } from '../../functions/lib/protocol.js';
 import { subscriptionStore, type SubscriptionStore } from '../../functions/lib/subscriptionStore.js';
 import { migrate } from '../../infra/migrate.js';
 import { startDynamo, startPostgres, type TestDynamo, type TestPostgres } from '../support/databases.js';
+import { rejectedCablecarError } from '../support/cablecarErrors.js';
 
 /**
  * subscribe/unsubscribe with the real stores: connections and subscriptions on the DynamoDB API
@@ -66,19 +67,11 @@ const subscriptionItem = async (channel: string, connectionId: string) =>
     )
   ).Item;
 
-async function rejection(promise: Promise<unknown>): Promise<CablecarError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(CablecarError);
-  return error as CablecarError;
-}
 
 describe('subscribe (replay through a recording postToConnection that stands in for API Gateway)', () => {
   it('refuses an unknown connection with not_connected (410) and stores nothing', async () => {
     const { post, posts } = recordingPostToConnection();
-    const error = await rejection(subscribe({ connectionId: 'stranger', channel: 'room' }, depsWith(post), { replayLimit: 100 }));
+    const error = await rejectedCablecarError(subscribe({ connectionId: 'stranger', channel: 'room' }, depsWith(post), { replayLimit: 100 }));
     expect(error).toMatchObject({ code: 'not_connected', httpStatus: 410 });
     expect(await subscriptionItem('room', 'stranger')).toBeUndefined();
     expect(posts).toEqual([]);
@@ -93,7 +86,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
       }),
     );
     const { post } = recordingPostToConnection();
-    const error = await rejection(subscribe({ connectionId: 'expired', channel: 'room' }, depsWith(post), { replayLimit: 100 }));
+    const error = await rejectedCablecarError(subscribe({ connectionId: 'expired', channel: 'room' }, depsWith(post), { replayLimit: 100 }));
     expect(error.code).toBe('not_connected');
     expect(await subscriberIds('room')).not.toContain('expired');
   });
@@ -206,7 +199,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     await subscriptions.add('other-channel-of-s-gone', 's-gone', nowSeconds() + 60);
     const { post, posts } = recordingPostToConnection((_frame, index) => (index === 1 ? 'gone' : 'delivered'));
 
-    const error = await rejection(subscribe({ connectionId: 's-gone', channel: 'replay-gone', after: 0 }, depsWith(post), { replayLimit: 100 }));
+    const error = await rejectedCablecarError(subscribe({ connectionId: 's-gone', channel: 'replay-gone', after: 0 }, depsWith(post), { replayLimit: 100 }));
     expect(error).toMatchObject({ code: 'not_connected', httpStatus: 410 });
     expect(posts).toHaveLength(2);
     expect(await connections.get('s-gone')).toBeUndefined();

@@ -15,19 +15,10 @@ import {
   unsubscribeFrame,
   type Message,
 } from '../../functions/lib/protocol.js';
+import { thrownCablecarError } from '../support/cablecarErrors.js';
 
 /** The wire protocol: pure functions, no database. */
 
-/** Runs `fn`, expects it to throw a CablecarError, and returns it for closer checks. */
-function cablecarError(fn: () => unknown): CablecarError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(CablecarError);
-    return error as CablecarError;
-  }
-  throw new Error('expected a CablecarError, nothing was thrown');
-}
 
 describe('channel names', () => {
   const valid = ['a', 'room-1', 'Room_2', '9lives', 'org:team.room-3_x', 'a'.repeat(128), `z${'-'.repeat(127)}`];
@@ -54,7 +45,7 @@ describe('channel names', () => {
   });
 
   it.each(invalid)('refuses a name %s with invalid_channel (400)', (_label, name) => {
-    const error = cablecarError(() => parseChannel(name));
+    const error = thrownCablecarError(() => parseChannel(name));
     expect(error.code).toBe('invalid_channel');
     expect(error.httpStatus).toBe(400);
     expect(error.retryable).toBe(false);
@@ -79,7 +70,7 @@ describe('parseClientFrame', () => {
     ['plain text', 'ping'],
     ['single quotes', "{'action':'ping'}"],
   ])('refuses %s as malformed_json', (_label, body) => {
-    const error = cablecarError(() => parseClientFrame(body));
+    const error = thrownCablecarError(() => parseClientFrame(body));
     expect(error.code).toBe('malformed_json');
     expect(error.httpStatus).toBe(400);
   });
@@ -91,7 +82,7 @@ describe('parseClientFrame', () => {
     ['null', 'null'],
     ['true', 'true'],
   ])('refuses JSON that is %s as invalid_frame', (_label, body) => {
-    expect(cablecarError(() => parseClientFrame(body)).code).toBe('invalid_frame');
+    expect(thrownCablecarError(() => parseClientFrame(body)).code).toBe('invalid_frame');
   });
 
   it('refuses a frame over 4 KB as frame_too_large, counting bytes rather than characters', () => {
@@ -102,16 +93,16 @@ describe('parseClientFrame', () => {
     expect(parseClientFrame(atLimit)).toMatchObject({ action: 'ping' });
 
     const oneOver = frameOf('x'.repeat(MAX_INBOUND_FRAME_BYTES - overhead + 1));
-    expect(cablecarError(() => parseClientFrame(oneOver)).code).toBe('frame_too_large');
+    expect(thrownCablecarError(() => parseClientFrame(oneOver)).code).toBe('frame_too_large');
 
     // 2,100 characters, but 4,200 bytes of UTF-8.
     const multibyte = frameOf('é'.repeat(2100));
     expect(multibyte.length).toBeLessThan(MAX_INBOUND_FRAME_BYTES);
-    expect(cablecarError(() => parseClientFrame(multibyte)).code).toBe('frame_too_large');
+    expect(thrownCablecarError(() => parseClientFrame(multibyte)).code).toBe('frame_too_large');
   });
 
   it('checks the size before parsing: an oversize frame that is not JSON is frame_too_large', () => {
-    expect(cablecarError(() => parseClientFrame('{'.repeat(5000))).code).toBe('frame_too_large');
+    expect(thrownCablecarError(() => parseClientFrame('{'.repeat(5000))).code).toBe('frame_too_large');
   });
 });
 
@@ -137,7 +128,7 @@ describe('parseAction and unknownAction', () => {
     ['an unknown field on unsubscribe', unsubscribeFrame, { action: 'unsubscribe', channel: 'room-1', after: 3 }, /after/],
     ['an unknown field on ping', pingFrame, { action: 'ping', extra: true }, /extra/],
   ] as const)('refuses %s with invalid_frame naming the field', (_label, schema, frame, field) => {
-    const error = cablecarError(() => parseAction(schema, { ...frame }));
+    const error = thrownCablecarError(() => parseAction(schema, { ...frame }));
     expect(error.code).toBe('invalid_frame');
     expect(error.httpStatus).toBe(400);
     expect(error.message).toMatch(field);

@@ -7,6 +7,7 @@ import { MAX_OUTBOUND_FRAME_BYTES, messageFrame, outboundFrameBytes } from '../.
 import { parseIdempotencyKey, parsePublishBody, publish } from '../../functions/lib/publishing.js';
 import { migrate } from '../../infra/migrate.js';
 import { startPostgres, type TestPostgres } from '../support/databases.js';
+import { thrownCablecarError, rejectedCablecarError } from '../support/cablecarErrors.js';
 
 /** Publishing: request parsing, and the size check in front of the real messageStore on embedded PostgreSQL. */
 let postgres: TestPostgres;
@@ -24,24 +25,7 @@ afterAll(async () => {
   await postgres?.stop();
 });
 
-async function rejection(promise: Promise<unknown>): Promise<CablecarError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(CablecarError);
-  return error as CablecarError;
-}
 
-function thrown(fn: () => unknown): CablecarError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(CablecarError);
-    return error as CablecarError;
-  }
-  throw new Error('expected a CablecarError, nothing was thrown');
-}
 
 describe('parsePublishBody', () => {
   it.each([
@@ -76,7 +60,7 @@ describe('parsePublishBody', () => {
     ['missing', undefined],
     ['plain text', 'hello'],
   ])('refuses a body that is %s with invalid_body (400)', (_label, body) => {
-    const error = thrown(() => parsePublishBody(body));
+    const error = thrownCablecarError(() => parsePublishBody(body));
     expect(error.code).toBe('invalid_body');
     expect(error.httpStatus).toBe(400);
     expect(error.message).toMatch(/JSON/);
@@ -91,7 +75,7 @@ describe('parsePublishBody', () => {
     ['that is null', 'null'],
     ['with a number too large for JSON numbers in JavaScript', '{"data":1e400}'],
   ])('refuses a body %s with invalid_body', (_label, body) => {
-    const error = thrown(() => parsePublishBody(body));
+    const error = thrownCablecarError(() => parsePublishBody(body));
     expect(error.code).toBe('invalid_body');
     expect(error.httpStatus).toBe(400);
   });
@@ -114,7 +98,7 @@ describe('parseIdempotencyKey', () => {
     ['empty', ''],
     ['201 characters', 'x'.repeat(201)],
   ])('refuses a key that is %s with invalid_body', (_label, key) => {
-    const error = thrown(() => parseIdempotencyKey(key));
+    const error = thrownCablecarError(() => parseIdempotencyKey(key));
     expect(error.code).toBe('invalid_body');
     expect(error.message).toMatch(/Idempotency-Key/);
   });
@@ -148,7 +132,7 @@ describe('publish', () => {
     await publish({ channel, data: 'first' }, store);
     const data = 'x'.repeat(longestFitting(channel, 'x') + 1);
 
-    const error = await rejection(publish({ channel, data }, store));
+    const error = await rejectedCablecarError(publish({ channel, data }, store));
     expect(error).toMatchObject({ code: 'payload_too_large', httpStatus: 413, retryable: false });
     expect(error.message).toContain(String(MAX_OUTBOUND_FRAME_BYTES + 1));
     expect(await store.lastSeq(channel)).toBe(1);
@@ -158,7 +142,7 @@ describe('publish', () => {
   it('counts UTF-8 bytes, not characters: multibyte data over the limit is refused, just under is accepted', async () => {
     const channel = 'size-multibyte';
     const fits = longestFitting(channel, '☕'); // 3 bytes each
-    const error = await rejection(publish({ channel, data: '☕'.repeat(fits + 1) }, store));
+    const error = await rejectedCablecarError(publish({ channel, data: '☕'.repeat(fits + 1) }, store));
     expect(error.code).toBe('payload_too_large');
     expect('☕'.repeat(fits + 1).length).toBeLessThan(MAX_OUTBOUND_FRAME_BYTES / 2);
 
@@ -171,7 +155,7 @@ describe('publish', () => {
   it('counts the JSON escapes of the data (a quote costs two bytes on the wire)', async () => {
     const channel = 'size-escapes';
     const fits = longestFitting(channel, '\\"');
-    expect((await rejection(publish({ channel, data: '"'.repeat(fits + 1) }, store))).code).toBe('payload_too_large');
+    expect((await rejectedCablecarError(publish({ channel, data: '"'.repeat(fits + 1) }, store))).code).toBe('payload_too_large');
     await expect(publish({ channel, data: '"'.repeat(fits) }, store)).resolves.toMatchObject({ seq: 1 });
   });
 
