@@ -1,0 +1,177 @@
+'use strict';
+
+/**
+ * Everything through `live` (DESIGN.md, Releases). serverless-plugin-canary-deployments (0.8)
+ * creates a `live` alias and a CodeDeploy deployment group for each function that has
+ * `deploymentSettings`, and moves the callers it knows (API Gateway v1/v2 integrations and
+ * authorizers, Lambda permissions, event source mappings, SNS, S3, ...) onto the alias; a function
+ * without `deploymentSettings` silently stays on $LATEST, and so would a caller it does not know.
+ * This plugin runs on the compiled template after it, before the template is written, and:
+ *
+ * 1. fails packaging when a function has no `live` alias;
+ * 2. scopes the WebSocket API's invoke permissions to that API (osls leaves SourceArn out);
+ * 3. adds the rollback alarms measured on the version being released (custom.newVersionAlarms),
+ *    which need the version number osls only knows at package time, and makes each alias wait for
+ *    them, so that they already watch the new version when CodeDeploy starts shifting;
+ * 4. fails packaging when any other resource still names a function or one of its versions
+ *    instead of its alias (outputs are not callers and are not checked).
+ *
+ * CommonJS because package.json says "type": "module" and osls loads plugins with require().
+ */
+
+// The only resources that may name a function or its version rather than its alias: the alias
+// itself, the version, and the alarms that watch the version being released.
+const MAY_NAME_FUNCTION = new Set(['AWS::Lambda::Alias', 'AWS::Lambda::Version']);
+const MAY_NAME_VERSION = new Set(['AWS::Lambda::Alias', 'AWS::CloudWatch::Alarm']);
+
+// CloudWatch takes at most 10 metrics per alarm, one of them the sum.
+const MAX_METRICS_PER_ALARM = 9;
+
+class LiveAliasPlugin {
+  constructor(serverless) {
+    this.serverless = serverless;
+    this.provider = serverless.getProvider('aws');
+    this.hooks = {
+      // The canary plugin works at after:aws:package:finalize:mergeCustomProviderResources.
+      'before:aws:package:finalize:saveServiceState': () => this.finalizeTemplate(),
+    };
+  }
+
+  error(message) {
+    return new this.serverless.classes.Error(`live-alias-plugin: ${message}`);
+  }
+
+  finalizeTemplate() {
+    const service = this.serverless.service;
+    const resources = service.provider.compiledCloudFormationTemplate.Resources;
+    const aliasName = service.custom && service.custom.deploymentSettings && service.custom.deploymentSettings.alias;
+    if (!aliasName) throw this.error('custom.deploymentSettings.alias is not set');
+
+    const functions = service.getAllFunctions().map((name) => this.liveFunction(resources, name, aliasName));
+    this.scopeWebsocketPermissions(resources, functions);
+    this.addNewVersionAlarms(resources, functions, aliasName, (service.custom && service.custom.newVersionAlarms) || {});
+    this.assertNothingBypassesAliases(resources, functions);
+  }
+
+  liveFunction(resources, name, aliasName) {
+    const functionId = this.provider.naming.getLambdaLogicalId(name);
+    const ofFunction = (type) =>
+      Object.keys(resources).filter((id) => resources[id].Type === type && refOf(resources[id].Properties.FunctionName) === functionId);
+    const aliasIds = ofFunction('AWS::Lambda::Alias').filter((id) => resources[id].Properties.Name === aliasName);
+    if (aliasIds.length !== 1) {
+      throw this.error(`function "${name}" has no "${aliasName}" alias: give it deploymentSettings (serverless.yml)`);
+    }
+    const versionIds = ofFunction('AWS::Lambda::Version');
+    if (versionIds.length !== 1) throw this.error(`function "${name}" has ${versionIds.length} versions in the template, expected 1`);
+    return { name, functionName: this.serverless.service.getFunction(name).name, functionId, aliasId: aliasIds[0], versionId: versionIds[0] };
+  }
+
+  scopeWebsocketPermissions(resources, functions) {
+    const apiId = this.provider.naming.getWebsocketsApiLogicalId();
+    if (!resources[apiId]) return;
+    for (const { name } of functions) {
+      const permission = resources[this.provider.naming.getLambdaWebsocketsPermissionLogicalId(name)];
+      if (!permission || permission.Properties.SourceArn) continue;
+      permission.Properties.SourceArn = {
+        'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':execute-api:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':', { Ref: apiId }, '/*']],
+      };
+    }
+  }
+
+  addNewVersionAlarms(resources, functions, aliasName, alarms) {
+    const stackName = this.provider.naming.getStackName();
+    for (const [alarmId, spec] of Object.entries(alarms)) {
+      if (resources[alarmId]) throw this.error(`${alarmId} is defined twice`);
+      const names = spec.functions === 'all' ? functions.map((f) => f.name) : spec.functions || [];
+      const watched = names.map((name) => {
+        const fn = functions.find((f) => f.name === name);
+        if (!fn) throw this.error(`custom.newVersionAlarms.${alarmId}: unknown function "${name}"`);
+        return fn;
+      });
+      if (watched.length === 0 || watched.length > MAX_METRICS_PER_ALARM) {
+        throw this.error(`custom.newVersionAlarms.${alarmId} must watch 1 to ${MAX_METRICS_PER_ALARM} functions`);
+      }
+      if (!spec.metric || typeof spec.threshold !== 'number') throw this.error(`custom.newVersionAlarms.${alarmId} needs metric and threshold`);
+
+      // Lambda reports invocations through an alias per executed version: these dimensions see
+      // the new version's share of the traffic only, never the old version's.
+      const metric = (fn) => ({
+        Namespace: 'AWS/Lambda',
+        MetricName: spec.metric,
+        Dimensions: [
+          { Name: 'FunctionName', Value: fn.functionName },
+          { Name: 'Resource', Value: `${fn.functionName}:${aliasName}` },
+          { Name: 'ExecutedVersion', Value: { 'Fn::GetAtt': [fn.versionId, 'Version'] } },
+        ],
+      });
+      const measure =
+        watched.length === 1
+          ? { ...metric(watched[0]), Statistic: 'Sum', Period: 60 }
+          : {
+              Metrics: [
+                ...watched.map((fn) => ({ Id: `fn_${fn.name.replace(/\W/g, '_')}`, MetricStat: { Metric: metric(fn), Period: 60, Stat: 'Sum' }, ReturnData: false })),
+                // SUM over the series skips functions without data (no traffic is not a failure).
+                { Id: 'total', Expression: 'SUM(METRICS())', Label: `${spec.metric} of the new versions`, ReturnData: true },
+              ],
+            };
+      resources[alarmId] = {
+        Type: 'AWS::CloudWatch::Alarm',
+        Properties: {
+          AlarmName: `${stackName}-${kebab(alarmId.replace(/Alarm$/, ''))}-new-version`,
+          AlarmDescription: spec.description || `${spec.metric} of the version being released`,
+          ...measure,
+          EvaluationPeriods: 1,
+          Threshold: spec.threshold,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          TreatMissingData: 'notBreaching',
+        },
+      };
+      for (const fn of watched) {
+        const alias = resources[fn.aliasId];
+        alias.DependsOn = [...new Set([...[].concat(alias.DependsOn || []), alarmId])];
+      }
+    }
+  }
+
+  assertNothingBypassesAliases(resources, functions) {
+    const problems = [];
+    for (const [id, resource] of Object.entries(resources)) {
+      const named = referencedIds(resource);
+      for (const fn of functions) {
+        if (named.has(fn.functionId) && !MAY_NAME_FUNCTION.has(resource.Type)) problems.push(`${id} (${resource.Type}) names ${fn.functionId}`);
+        if (named.has(fn.versionId) && !MAY_NAME_VERSION.has(resource.Type)) problems.push(`${id} (${resource.Type}) names ${fn.versionId}`);
+      }
+    }
+    if (problems.length > 0) {
+      throw this.error(`these resources reach a function outside its alias:\n  ${problems.join('\n  ')}`);
+    }
+  }
+}
+
+const isRef = (node) => node !== null && typeof node === 'object' && !Array.isArray(node) && Object.keys(node).length === 1 && typeof node.Ref === 'string';
+const refOf = (node) => (isRef(node) ? node.Ref : undefined);
+const kebab = (id) => id.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+
+/**
+ * Logical ids a resource's values refer to: Ref, Fn::GetAtt and ${Id} / ${Id.Attr} in Fn::Sub.
+ * Not DependsOn: ordering is not a call (osls makes WebSocket permissions depend on the function).
+ */
+function referencedIds(resource) {
+  const ids = new Set();
+  const visit = (node) => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (node === null || typeof node !== 'object') return;
+    if (typeof node.Ref === 'string') ids.add(node.Ref);
+    if (Array.isArray(node['Fn::GetAtt'])) ids.add(node['Fn::GetAtt'][0]);
+    if (typeof node['Fn::GetAtt'] === 'string') ids.add(node['Fn::GetAtt'].split('.')[0]);
+    const sub = node['Fn::Sub'];
+    const subText = typeof sub === 'string' ? sub : Array.isArray(sub) ? sub[0] : undefined;
+    for (const match of (subText || '').matchAll(/\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9.]+)?\}/g)) ids.add(match[1]);
+    Object.values(node).forEach(visit);
+  };
+  visit(resource.Properties);
+  visit(resource.UpdatePolicy);
+  return ids;
+}
+
+module.exports = LiveAliasPlugin;

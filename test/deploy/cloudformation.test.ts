@@ -1,0 +1,266 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * What `serverless package --stage prod` generates for AWS, checked without credentials: every
+ * caller reaches the functions through their `live` alias, releases shift that alias with alarms
+ * that roll back, and every role is scoped to what its holder does (DESIGN.md, Releases).
+ */
+
+// CloudFormation is untyped JSON, read by path.
+type Json = any;
+interface Resource {
+  Type: string;
+  Properties: Json;
+  DependsOn?: string | string[];
+  UpdatePolicy?: Json;
+}
+interface Template {
+  Resources: Record<string, Resource>;
+  Outputs: Record<string, { Value: Json }>;
+}
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const STAGE = 'prod';
+const FUNCTIONS = ['connect', 'disconnect', 'subscribe', 'unsubscribe', 'default', 'publish', 'history', 'fanout'];
+
+async function packageStage(packageDir: string): Promise<void> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: 'postgres://user:password@db.invalid:5432/cablecar',
+    SLS_TELEMETRY_DISABLED: '1',
+    SLS_NOTIFICATIONS_MODE: 'off',
+    // Packaging must not need an AWS account: nothing to find credentials with.
+    AWS_SHARED_CREDENTIALS_FILE: join(packageDir, 'no-credentials'),
+    AWS_CONFIG_FILE: join(packageDir, 'no-config'),
+  };
+  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'WEBSOCKET_API_ENDPOINT']) delete env[name];
+  const cli = join(ROOT, 'node_modules', 'serverless', 'bin', 'serverless.js');
+  const child = spawn(process.execPath, [cli, 'package', '--stage', STAGE, '--package', packageDir], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`serverless package exited with ${code}:\n${output}`);
+}
+
+let packageDir: string;
+let template: Template;
+let resources: Record<string, Resource>;
+
+const ofType = (type: string) => Object.entries(resources).filter(([, resource]) => resource.Type === type);
+
+/** Every logical id a value refers to (Ref, Fn::GetAtt, ${Id} in Fn::Sub). */
+function referencedIds(value: Json, ids = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) value.forEach((item) => referencedIds(item, ids));
+  else if (value !== null && typeof value === 'object') {
+    if (typeof value.Ref === 'string') ids.add(value.Ref);
+    if (Array.isArray(value['Fn::GetAtt'])) ids.add(value['Fn::GetAtt'][0]);
+    const sub = value['Fn::Sub'];
+    const text: unknown = Array.isArray(sub) ? sub[0] : sub;
+    if (typeof text === 'string') for (const match of text.matchAll(/\$\{([A-Za-z0-9]+)[.}]/g)) ids.add(match[1]!);
+    Object.values(value).forEach((item) => referencedIds(item, ids));
+  }
+  return ids;
+}
+
+/** Every IAM statement anywhere in the template (roles, policies, bucket policies). */
+function statements(): Array<{ owner: string; statement: Json }> {
+  const found: Array<{ owner: string; statement: Json }> = [];
+  const visit = (owner: string, value: Json) => {
+    if (Array.isArray(value)) value.forEach((item) => visit(owner, item));
+    else if (value !== null && typeof value === 'object') {
+      if (Array.isArray(value.Statement)) for (const statement of value.Statement) found.push({ owner, statement });
+      Object.values(value).forEach((item) => visit(owner, item));
+    }
+  };
+  for (const [id, resource] of Object.entries(resources)) visit(id, resource.Properties);
+  return found;
+}
+
+const list = (value: Json): Json[] => (Array.isArray(value) ? value : [value]);
+
+/** sls function name → its Lambda function, version and `live` alias logical ids. */
+function liveFunction(name: string) {
+  const [functionId] = ofType('AWS::Lambda::Function').find(([, fn]) => fn.Properties.FunctionName === `cablecar-${STAGE}-${name}`) ?? [];
+  const versions = ofType('AWS::Lambda::Version').filter(([, version]) => version.Properties.FunctionName?.Ref === functionId);
+  const aliases = ofType('AWS::Lambda::Alias').filter(([, alias]) => alias.Properties.FunctionName?.Ref === functionId);
+  return { functionId, versionIds: versions.map(([id]) => id), aliases };
+}
+
+beforeAll(async () => {
+  packageDir = await mkdtemp(join(tmpdir(), 'cablecar-package-'));
+  try {
+    await packageStage(packageDir);
+  } catch {
+    // The .esbuild folder is shared with anything else building at the same moment; a real
+    // failure fails again.
+    await packageStage(packageDir);
+  }
+  template = JSON.parse(await readFile(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+  resources = template.Resources;
+});
+
+afterAll(async () => {
+  if (packageDir) await rm(packageDir, { recursive: true, force: true });
+});
+
+describe('functions behind the live alias', () => {
+  it('has exactly the eight functions of cablecar', () => {
+    const names = ofType('AWS::Lambda::Function').map(([, fn]) => String(fn.Properties.FunctionName).replace(`cablecar-${STAGE}-`, ''));
+    expect(names.sort()).toEqual([...FUNCTIONS].sort());
+  });
+
+  it.each(FUNCTIONS)('publishes %s as a version behind a "live" alias that CodeDeploy shifts', (name) => {
+    const { functionId, versionIds, aliases } = liveFunction(name);
+    expect(functionId).toBeDefined();
+    expect(versionIds).toHaveLength(1);
+    expect(aliases).toHaveLength(1);
+    const [, alias] = aliases[0]!;
+    expect(alias.Properties.Name).toBe('live');
+    expect(alias.Properties.FunctionVersion).toEqual({ 'Fn::GetAtt': [versionIds[0], 'Version'] });
+    const deploymentGroup = alias.UpdatePolicy?.CodeDeployLambdaAliasUpdate?.DeploymentGroupName?.Ref;
+    expect(resources[deploymentGroup]?.Type).toBe('AWS::CodeDeploy::DeploymentGroup');
+  });
+
+  it('points every API Gateway integration at an alias, never at a function or a version', () => {
+    const aliasIds = new Set(ofType('AWS::Lambda::Alias').map(([id]) => id));
+    const integrations = ofType('AWS::ApiGatewayV2::Integration');
+    // five WebSocket routes, two HTTP routes
+    expect(integrations).toHaveLength(7);
+    for (const [id, integration] of integrations) {
+      const targets = [...referencedIds(integration.Properties.IntegrationUri)].filter((ref) => resources[ref]);
+      expect(targets, id).toHaveLength(1);
+      expect(aliasIds.has(targets[0]!), `${id} → ${targets[0]}`).toBe(true);
+    }
+  });
+
+  it('grants every invoke permission on an alias only, to its own API', () => {
+    const permissions = ofType('AWS::Lambda::Permission');
+    expect(permissions).toHaveLength(7);
+    for (const [id, permission] of permissions) {
+      const target = permission.Properties.FunctionName?.Ref;
+      expect(resources[target]?.Type, `${id} → ${JSON.stringify(permission.Properties.FunctionName)}`).toBe('AWS::Lambda::Alias');
+      const api = id.endsWith('Websockets') ? 'WebsocketsApi' : 'HttpApi';
+      expect(referencedIds(permission.Properties.SourceArn), id).toContain(api);
+    }
+  });
+
+  it('lets PostgreSQL invoke the fanout alias only, and says which ARN that is', () => {
+    const { aliases } = liveFunction('fanout');
+    const fanoutAlias = aliases[0]![0];
+    expect(template.Outputs.FanoutLiveAliasArn?.Value).toEqual({ Ref: fanoutAlias });
+    const invokes = statements().filter(({ statement }) => list(statement.Action).includes('lambda:InvokeFunction'));
+    expect(invokes.map(({ owner }) => owner)).toEqual(['RdsInvokeFanoutRole']);
+    expect(list(invokes[0]!.statement.Resource)).toEqual([{ Ref: fanoutAlias }]);
+    expect(resources.RdsInvokeFanoutRole!.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service).toBe('rds.amazonaws.com');
+  });
+});
+
+describe('releases', () => {
+  it('has one deployment group per function, shifting linearly in prod and rolling back on alarms', () => {
+    const groups = ofType('AWS::CodeDeploy::DeploymentGroup');
+    expect(groups).toHaveLength(FUNCTIONS.length);
+    for (const [id, group] of groups) {
+      const { AlarmConfiguration, AutoRollbackConfiguration, DeploymentConfigName } = group.Properties;
+      expect(AlarmConfiguration?.Enabled, id).toBe(true);
+      expect(AlarmConfiguration.Alarms.length, id).toBeGreaterThanOrEqual(3);
+      for (const alarm of AlarmConfiguration.Alarms) expect(resources[alarm.Name?.Ref]?.Type, id).toBe('AWS::CloudWatch::Alarm');
+      expect(AutoRollbackConfiguration.Enabled).toBe(true);
+      expect(AutoRollbackConfiguration.Events).toContain('DEPLOYMENT_STOP_ON_ALARM');
+      expect(DeploymentConfigName).toEqual({ 'Fn::Sub': ['CodeDeployDefault.Lambda${ConfigName}', { ConfigName: 'Linear10PercentEvery1Minute' }] });
+      expect(group.Properties.ServiceRoleArn).toEqual({ 'Fn::GetAtt': ['CodeDeployRole', 'Arn'] });
+    }
+  });
+
+  it('watches fanout errors, HTTP 5xx and throttles, the Lambda ones on the version being released', () => {
+    const [[, group]] = ofType('AWS::CodeDeploy::DeploymentGroup') as [[string, Resource]];
+    const alarms = new Map<string, Json>(group.Properties.AlarmConfiguration.Alarms.map((alarm: Json) => [alarm.Name.Ref, resources[alarm.Name.Ref]!.Properties]));
+    const newVersion = (name: string) => ({ 'Fn::GetAtt': [liveFunction(name).versionIds[0], 'Version'] });
+    const dimensions = (metric: Json) => Object.fromEntries(metric.Dimensions.map((d: Json) => [d.Name, d.Value]));
+
+    const fanoutErrors = alarms.get('FanoutErrorsAlarm');
+    expect(fanoutErrors.MetricName).toBe('Errors');
+    expect(dimensions(fanoutErrors)).toEqual({ FunctionName: `cablecar-${STAGE}-fanout`, Resource: `cablecar-${STAGE}-fanout:live`, ExecutedVersion: newVersion('fanout') });
+
+    const http5xx = alarms.get('HttpServerErrorsAlarm');
+    expect([http5xx.Namespace, http5xx.MetricName]).toEqual(['AWS/ApiGateway', '5xx']);
+    expect(dimensions(http5xx).ApiId).toEqual({ Ref: 'HttpApi' });
+
+    const throttles = alarms.get('ThrottlesAlarm');
+    const watched = throttles.Metrics.filter((query: Json) => query.MetricStat);
+    expect(watched.map((query: Json) => query.MetricStat.Metric.MetricName)).toEqual(FUNCTIONS.map(() => 'Throttles'));
+    expect(watched.map((query: Json) => dimensions(query.MetricStat.Metric).ExecutedVersion)).toEqual(FUNCTIONS.map(newVersion));
+    expect(throttles.Metrics.filter((query: Json) => query.ReturnData)).toHaveLength(1);
+
+    // The alarms must already follow the new version when CodeDeploy starts shifting.
+    const { aliases } = liveFunction('fanout');
+    expect(aliases[0]![1].DependsOn).toEqual(expect.arrayContaining(['FanoutErrorsAlarm', 'ThrottlesAlarm']));
+  });
+
+  it('keeps DynamoDB items expiring (TTL on the table)', () => {
+    const [[, table]] = ofType('AWS::DynamoDB::Table') as [[string, Resource]];
+    expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
+  });
+});
+
+describe('least privilege', () => {
+  it('grants no wildcard action and no action on every resource', () => {
+    // A Deny on s3:* (the deployment bucket refusing plain HTTP) takes nothing away from anyone.
+    const allows = statements().filter(({ statement }) => statement.Effect === 'Allow');
+    expect(allows.length).toBeGreaterThan(0);
+    for (const { owner, statement } of allows) {
+      for (const action of list(statement.Action)) expect(String(action), owner).not.toContain('*');
+      if (statement.Principal === undefined) expect(list(statement.Resource), owner).not.toContain('*');
+    }
+  });
+
+  it('attaches no AWSLambda_FullAccess (or any managed policy) and keeps the canary plugin role out', () => {
+    expect(JSON.stringify(template)).not.toContain('AWSLambda_FullAccess');
+    for (const [id, role] of ofType('AWS::IAM::Role')) expect(role.Properties.ManagedPolicyArns, id).toBeUndefined();
+    expect(resources.CodeDeployServiceRole).toBeUndefined();
+    expect(resources.IamRoleLambdaExecution).toBeUndefined();
+  });
+
+  it('lets CodeDeploy read and move the live aliases and read the alarms, nothing else', () => {
+    const actions = statements()
+      .filter(({ owner, statement }) => owner === 'CodeDeployRole' && statement.Effect === 'Allow' && !statement.Principal)
+      .flatMap(({ statement }) => list(statement.Action));
+    expect(actions.sort()).toEqual(['cloudwatch:DescribeAlarms', 'lambda:GetAlias', 'lambda:GetProvisionedConcurrencyConfig', 'lambda:UpdateAlias']);
+  });
+
+  const expected: Record<string, string[]> = {
+    connect: ['dynamodb:PutItem'],
+    disconnect: ['dynamodb:DeleteItem', 'dynamodb:Query'],
+    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'execute-api:ManageConnections'],
+    unsubscribe: ['dynamodb:DeleteItem'],
+    default: [],
+    publish: [],
+    history: [],
+    fanout: ['dynamodb:DeleteItem', 'dynamodb:Query', 'execute-api:ManageConnections'],
+  };
+
+  it.each(FUNCTIONS)('gives %s its own role with only what it uses', (name) => {
+    const { functionId } = liveFunction(name);
+    const roleId = resources[functionId!]!.Properties.Role['Fn::GetAtt'][0];
+    const others = FUNCTIONS.filter((other) => other !== name).map((other) => resources[liveFunction(other).functionId!]!.Properties.Role['Fn::GetAtt'][0]);
+    expect(others).not.toContain(roleId);
+
+    const granted = statements().filter(({ owner, statement }) => owner === roleId && statement.Effect === 'Allow' && !statement.Principal);
+    const logs = granted.filter(({ statement }) => list(statement.Action).some((action: string) => action.startsWith('logs:')));
+    expect(logs.flatMap(({ statement }) => list(statement.Action)).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+    const logGroup = `${name[0]!.toUpperCase()}${name.slice(1)}LogGroup`;
+    for (const { statement } of logs) expect(list(statement.Resource)).toEqual([{ 'Fn::GetAtt': [logGroup, 'Arn'] }]);
+
+    const rest = granted.filter((entry) => !logs.includes(entry));
+    expect([...new Set(rest.flatMap(({ statement }) => list(statement.Action)))].sort()).toEqual(expected[name]);
+    for (const { statement } of rest) {
+      const targets = list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]);
+      const service = String(list(statement.Action)[0]).split(':')[0];
+      expect(targets).toContain(service === 'dynamodb' ? 'ConnectionsTable' : 'WebsocketsApi');
+    }
+  });
+});
