@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FUNCTION_KEYS } from '../../infra/release/stageResources.js';
 
 /**
  * What `serverless package --stage prod` generates for AWS, checked without credentials: every
@@ -25,7 +26,8 @@ interface Template {
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const STAGE = 'prod';
-const FUNCTIONS = ['connect', 'disconnect', 'subscribe', 'unsubscribe', 'default', 'publish', 'history', 'fanout'];
+// The release command's list of a stage's functions: the template must hold exactly these.
+const FUNCTIONS: readonly string[] = FUNCTION_KEYS;
 
 async function packageStage(packageDir: string): Promise<void> {
   const env: NodeJS.ProcessEnv = {
