@@ -1,0 +1,101 @@
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { freeStackPorts } from '../../infra/local/stack.js';
+
+/**
+ * `npm start` as a user runs it: prints where everything is, keeps history across a restart, and
+ * Ctrl-C (SIGINT) leaves no process and no port behind.
+ */
+const ROOT = join(import.meta.dirname, '..', '..');
+let dataDir: string;
+let running: ChildProcess | undefined;
+
+afterAll(async () => {
+  running?.kill('SIGKILL');
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+async function start(ports: Awaited<ReturnType<typeof freeStackPorts>>): Promise<{ child: ChildProcess; output: () => string }> {
+  // As `npm start` runs it: node with tsx as a loader, so signals reach the stack itself.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'infra/local/start.ts'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      CABLECAR_DATA_DIR: dataDir,
+      CABLECAR_HTTP_PORT: String(ports.httpPort),
+      CABLECAR_WS_PORT: String(ports.websocketPort),
+      CABLECAR_LAMBDA_PORT: String(ports.lambdaPort),
+      CABLECAR_PG_PORT: String(ports.postgresPort),
+      CABLECAR_DYNAMODB_PORT: String(ports.dynamodbPort),
+      LOG_LEVEL: 'WARN',
+    },
+  });
+  running = child;
+  let text = '';
+  child.stdout!.on('data', (chunk) => (text += chunk));
+  child.stderr!.on('data', (chunk) => (text += chunk));
+  const deadline = Date.now() + 120_000;
+  while (!text.includes('cablecar is running')) {
+    if (child.exitCode !== null) throw new Error(`npm start exited early:\n${text}`);
+    if (Date.now() > deadline) throw new Error(`npm start was not ready in time:\n${text}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return { child, output: () => text };
+}
+
+async function interrupt(child: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGINT');
+  return exited;
+}
+
+const portIsClosed = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(true));
+  });
+
+const processesUsing = (text: string) => {
+  try {
+    return execFileSync('pgrep', ['-f', text], { encoding: 'utf8' }).trim();
+  } catch {
+    return ''; // pgrep exits 1 when nothing matches
+  }
+};
+
+it('prints its URLs, keeps history across a restart, and stops every process on Ctrl-C', async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'cablecar-start-'));
+  const ports = await freeStackPorts();
+  const httpUrl = `http://127.0.0.1:${ports.httpPort}`;
+
+  const first = await start(ports);
+  expect(first.output()).toContain(`HTTP API     ${httpUrl}`);
+  expect(first.output()).toContain(`WebSocket    ws://127.0.0.1:${ports.websocketPort}`);
+  expect(first.output()).toContain('npm run listen -- room-1');
+  const published = await fetch(`${httpUrl}/channels/kept/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"data":"survives a restart"}',
+  });
+  expect(published.status).toBe(202);
+
+  expect(await interrupt(first.child)).toBe(0);
+  expect(first.output()).toContain('cablecar: stopped');
+  for (const port of Object.values(ports)) expect(await portIsClosed(port), `port ${port} is closed`).toBe(true);
+  expect(processesUsing(dataDir), 'processes left behind').toBe('');
+
+  const second = await start(ports);
+  const history = (await (await fetch(`${httpUrl}/channels/kept/messages`)).json()) as { messages: Array<{ data: unknown }> };
+  expect(history.messages.map((m) => m.data)).toEqual(['survives a restart']);
+  expect(await interrupt(second.child)).toBe(0);
+  expect(processesUsing(dataDir)).toBe('');
+});
