@@ -159,6 +159,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           WEBSOCKET_API_ENDPOINT: `http://127.0.0.1:${options.websocketPort}`,
           LOG_LEVEL: logLevel,
           POWERTOOLS_LOG_LEVEL: logLevel,
+          POWERTOOLS_METRICS_DISABLED: 'true', // nobody reads CloudWatch's log format here
           // This machine runs Node 20 (Lambda runs nodejs22.x); the SDK's notice about it is noise here.
           AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
           SLS_TELEMETRY_DISABLED: '1',
