@@ -12,7 +12,10 @@ export interface DatabaseOptions {
 export function createPool({ connectionString, max = 2, connectTimeoutMs = 3000 }: DatabaseOptions): pg.Pool {
   const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: connectTimeoutMs, idleTimeoutMillis: 30_000 });
   // An idle client whose server went away emits here; without a listener the process would crash.
-  pool.on('error', (error) => logger.warn('idle PostgreSQL client failed', { error }));
+  // (The error object holds the whole client; its message and SQLSTATE say all that matters.)
+  pool.on('error', (error) =>
+    logger.warn('idle PostgreSQL client failed', { reason: error.message, code: (error as { code?: string }).code }),
+  );
   return pool;
 }
 
