@@ -17,7 +17,7 @@ export const MAX_INBOUND_FRAME_BYTES = 4 * 1024;
  */
 export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
-export const channelName = z
+const channelName = z
   .string({ error: 'channel is required and must be a string' })
   .regex(
     CHANNEL_NAME_PATTERN,
@@ -41,8 +41,6 @@ export const subscribeFrame = z.strictObject({
 });
 export const unsubscribeFrame = z.strictObject({ action: z.literal('unsubscribe'), channel: z.unknown() });
 export const pingFrame = z.strictObject({ action: z.literal('ping') });
-
-export type SubscribeRequest = { channel: string; after?: number };
 
 /** A stored message as it travels to clients, in replays and in history. */
 export interface Message {

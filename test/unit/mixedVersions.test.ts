@@ -4,7 +4,7 @@ import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionStore } from '../../functions/lib/connectionStore.js';
-import { parseDispatchEvent } from '../../functions/lib/dispatchEvent.js';
+import { DISPATCH_EVENT_VERSION, parseDispatchEvent } from '../../functions/lib/dispatchEvent.js';
 import { channelKey, connectionKey, nowSeconds } from '../../functions/lib/dynamoTable.js';
 import { fanOut } from '../../functions/lib/fanOut.js';
 import { messageStore } from '../../functions/lib/messageStore.js';
@@ -118,7 +118,7 @@ describe('what the current code writes, version 1 can read', () => {
       const event = rows[0].event;
       expect(v1Rules.dispatchEvent.safeParse(event).error).toBeUndefined();
       expect(event).toEqual({
-        v: 1,
+        v: DISPATCH_EVENT_VERSION,
         message: { id: published.id, channel: 'room-current', seq: published.seq, data: { b: 1, a: [true, null] }, publishedAt: expect.any(String) },
       });
     } finally {
