@@ -28,10 +28,21 @@ export async function startEmbeddedDynamodb({ port, tableName }: { port: number;
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
 
-  const client = new DynamoDBClient({ endpoint: url, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
   try {
-    // TTL is a table setting DynamoDB applies in the background; the emulator has none, and readers
-    // ignore expired items anyway.
+    await createStageTable(url, tableName);
+    return { url, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** Creates the stage table from infra/dynamodb-table.json on a local DynamoDB API and waits until it is ACTIVE. */
+export async function createStageTable(endpoint: string, tableName: string): Promise<void> {
+  const client = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  try {
+    // TTL is a table setting DynamoDB applies in the background; the emulators have none, and
+    // readers ignore expired items anyway.
     const { TimeToLiveSpecification: _ttl, ...table } = JSON.parse(await readFile(TABLE_DEFINITION, 'utf8'));
     await client.send(new CreateTableCommand({ ...(table as Omit<CreateTableCommandInput, 'TableName'>), TableName: tableName }));
     for (let attempt = 0; ; attempt++) {
@@ -40,10 +51,6 @@ export async function startEmbeddedDynamodb({ port, tableName }: { port: number;
       if (attempt >= 100) throw new Error(`table ${tableName} did not become ACTIVE`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    return { url, stop };
-  } catch (error) {
-    await stop();
-    throw error;
   } finally {
     client.destroy();
   }

