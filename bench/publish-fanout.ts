@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { freeStackPorts, startLocalStack } from '../infra/local/stack.js';
+import { stopOnSignals } from '../infra/local/stopSignals.js';
 
 /**
  * `npm run bench [-- --clients 200 --messages 100 --size 1024]`: the local stack under load. Prints
@@ -38,6 +39,15 @@ const stack = await startLocalStack({
   logLevel: 'ERROR',
 });
 const sockets: WebSocket[] = [];
+const stopBench = async () => {
+  sockets.forEach((socket) => socket.terminate());
+  await stack.stop();
+  await rm(dataDir, { recursive: true, force: true });
+};
+stopOnSignals(async () => {
+  console.log('\nbench: interrupted, stopping the stack ...');
+  await stopBench();
+});
 try {
   console.log(`bench: connecting ${clients} clients ...`);
   const received = new Map<number, number>(); // seq → frames received
@@ -92,7 +102,5 @@ try {
   console.log(`delivered frames                   ${delivered} of ${clients * messages} expected (${complete.length}/${messages} messages reached everyone)`);
   console.log(`throughput                         ${(delivered / elapsedS).toFixed(0)} frames/s over ${elapsedS.toFixed(1)} s`);
 } finally {
-  sockets.forEach((socket) => socket.terminate());
-  await stack.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  await stopBench();
 }

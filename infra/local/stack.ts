@@ -167,7 +167,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         },
       },
     );
-    cleanup.push(() => stopProcessGroup(offline));
+    // Should this process end without stopping the stack (an uncaught error, a process.exit
+    // elsewhere), the detached serverless-offline must not outlive it.
+    const killOfflineOnExit = () => {
+      try {
+        process.kill(-offline.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    process.once('exit', killOfflineOnExit);
+    cleanup.push(async () => {
+      await stopProcessGroup(offline);
+      process.off('exit', killOfflineOnExit);
+    });
     for (const stream of [offline.stdout, offline.stderr]) {
       stream?.setEncoding('utf8');
       stream?.on('data', (chunk: string) => chunk.split('\n').filter(Boolean).forEach((line) => log('offline', line)));

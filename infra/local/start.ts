@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { startLocalStack } from './stack.js';
+import { stopOnSignals } from './stopSignals.js';
 
 /** `npm start`: the whole stack on this machine until Ctrl-C. */
 const env = process.env;
@@ -24,19 +25,14 @@ const log = (source: string, line: string) => {
 
 console.log(`cablecar: starting the local stack (data in ${options.dataDir}) ...`);
 const started = Date.now();
-const stack = await startLocalStack({ ...options, log });
-
-let stopping = false;
-async function shutdown(signal: string) {
-  if (stopping) return;
-  stopping = true;
+const starting = startLocalStack({ ...options, log });
+// Registered before start-up ends, so that a Ctrl-C during it also stops what has started.
+stopOnSignals(async (signal) => {
   console.log(`\ncablecar: ${signal}, stopping every process it started ...`);
-  await stack.stop();
+  await (await starting.catch(() => undefined))?.stop();
   console.log('cablecar: stopped');
-  process.exit(0);
-}
-process.on('SIGINT', () => void shutdown('SIGINT'));
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
+});
+const stack = await starting;
 
 console.log(`
 cablecar is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)

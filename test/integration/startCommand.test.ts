@@ -88,14 +88,18 @@ it('prints its URLs, keeps history across a restart, and stops every process on 
   });
   expect(published.status).toBe(202);
 
+  const expectNothingLeft = async () => {
+    for (const port of Object.values(ports)) expect(await portIsClosed(port), `port ${port} is closed`).toBe(true);
+    expect(processesUsing(dataDir), 'processes left behind').toBe('');
+    expect(processesUsing(`--httpPort ${ports.httpPort}`), 'serverless-offline left behind').toBe('');
+  };
   expect(await interrupt(first.child)).toBe(0);
   expect(first.output()).toContain('cablecar: stopped');
-  for (const port of Object.values(ports)) expect(await portIsClosed(port), `port ${port} is closed`).toBe(true);
-  expect(processesUsing(dataDir), 'processes left behind').toBe('');
+  await expectNothingLeft();
 
   const second = await start(ports);
   const history = (await (await fetch(`${httpUrl}/channels/kept/messages`)).json()) as { messages: Array<{ data: unknown }> };
   expect(history.messages.map((m) => m.data)).toEqual(['survives a restart']);
   expect(await interrupt(second.child)).toBe(0);
-  expect(processesUsing(dataDir)).toBe('');
+  await expectNothingLeft();
 });
