@@ -1,19 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { history, publish, startTestStack } from '../support/localStack.js';
-import { SocketClient } from '../support/socketClient.js';
+import { describe, expect, it } from 'vitest';
+import { history, publish, stackAndClientForThisFile } from '../support/localStack.js';
 
 /** Every bad input gets a clear error, loses nothing, and leaves the socket usable. */
-let stack: Awaited<ReturnType<typeof startTestStack>>;
-let client: SocketClient;
-
-beforeAll(async () => {
-  stack = await startTestStack();
-  client = await SocketClient.connect(stack.websocketUrl);
-});
-afterAll(async () => {
-  await client?.close();
-  await stack?.stop();
-});
+const running = stackAndClientForThisFile();
 
 describe('on the socket', () => {
   const cases: Array<[string, unknown, string]> = [
@@ -31,22 +20,22 @@ describe('on the socket', () => {
   ];
 
   it.each(cases)('answers %s with an error frame and keeps the connection usable', async (_name, frame, code) => {
-    const error = await client.request(frame, 'error');
+    const error = await running.client.request(frame, 'error');
     expect(error).toEqual({ type: 'error', code, message: expect.any(String) });
     expect(error.message.length).toBeGreaterThan(5);
-    expect(await client.request({ action: 'ping' }, 'pong')).toEqual({ type: 'pong' });
+    expect(await running.client.request({ action: 'ping' }, 'pong')).toEqual({ type: 'pong' });
   });
 
   it('still subscribes and receives after all of that', async () => {
-    await client.subscribe('after-errors');
-    await publish(stack, 'after-errors', { ok: true });
-    await client.waitUntil((f) => f.some((x) => x.type === 'message' && x.channel === 'after-errors'), 'the message');
+    await running.client.subscribe('after-errors');
+    await publish(running.stack, 'after-errors', { ok: true });
+    await running.client.waitUntil((f) => f.some((x) => x.type === 'message' && x.channel === 'after-errors'), 'the message');
   });
 });
 
 describe('over HTTP', () => {
   const post = (channel: string, body: string, contentType = 'application/json') =>
-    fetch(`${stack.httpUrl}/channels/${channel}/messages`, { method: 'POST', headers: { 'content-type': contentType }, body });
+    fetch(`${running.stack.httpUrl}/channels/${channel}/messages`, { method: 'POST', headers: { 'content-type': contentType }, body });
 
   it.each([
     ['a body that is not JSON', 'valid-channel', '{"data": ', 400, 'invalid_body'],
@@ -63,13 +52,13 @@ describe('over HTTP', () => {
   });
 
   it('refuses an oversize payload with 413', async () => {
-    const { status, body } = await publish(stack, 'valid-channel', 'y'.repeat(200 * 1024));
+    const { status, body } = await publish(running.stack, 'valid-channel', 'y'.repeat(200 * 1024));
     expect(status).toBe(413);
     expect(body.error.code).toBe('payload_too_large');
   });
 
   it('stored none of the refused publishes', async () => {
-    expect((await history(stack, 'valid-channel')).body.messages).toEqual([]);
+    expect((await history(running.stack, 'valid-channel')).body.messages).toEqual([]);
   });
 
   it.each([
@@ -78,7 +67,7 @@ describe('over HTTP', () => {
     ['a zero limit', '?limit=0'],
     ['a limit above the maximum', '?limit=100000'],
   ])('refuses history with %s', async (_name, query) => {
-    const { status, body } = await history(stack, 'valid-channel', query);
+    const { status, body } = await history(running.stack, 'valid-channel', query);
     expect(status).toBe(400);
     expect(body.error.code).toBe('invalid_query');
   });

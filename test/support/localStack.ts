@@ -1,7 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { freeStackPorts, startLocalStack, type LocalStack } from '../../infra/local/stack.js';
+import { SocketClient } from './socketClient.js';
 
 /**
  * The real local stack on free ports and a throw-away data folder, for one integration test file.
@@ -39,6 +41,25 @@ export async function startTestStack(): Promise<LocalStack & { logLines: string[
     await rm(dataDir, { recursive: true, force: true });
     throw error;
   }
+}
+
+export type TestStack = Awaited<ReturnType<typeof startTestStack>>;
+
+/**
+ * For a test file that needs the stack and one connected client: both start before its tests and
+ * stop after them. Read them from the returned object inside the tests.
+ */
+export function stackAndClientForThisFile(): { stack: TestStack; client: SocketClient } {
+  const running = {} as { stack: TestStack; client: SocketClient };
+  beforeAll(async () => {
+    running.stack = await startTestStack();
+    running.client = await SocketClient.connect(running.stack.websocketUrl);
+  });
+  afterAll(async () => {
+    await running.client?.close();
+    await running.stack?.stop();
+  });
+  return running;
 }
 
 export async function publish(stack: LocalStack, channel: string, data: unknown, headers: Record<string, string> = {}) {
