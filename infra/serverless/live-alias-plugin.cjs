@@ -93,16 +93,26 @@ class LiveAliasPlugin {
       }
       if (!spec.metric || typeof spec.threshold !== 'number') throw this.error(`custom.newVersionAlarms.${alarmId} needs metric and threshold`);
 
+      const newVersion = (fn) => ({ 'Fn::GetAtt': [fn.versionId, 'Version'] });
+      const namespace = spec.namespace || 'AWS/Lambda';
       // Lambda reports invocations through an alias per executed version: these dimensions see
-      // the new version's share of the traffic only, never the old version's.
+      // the new version's share of the traffic only, never the old version's. The application's
+      // own metrics (functions/lib/metrics.ts) carry the version the same way.
       const metric = (fn) => ({
-        Namespace: 'AWS/Lambda',
+        Namespace: namespace,
         MetricName: spec.metric,
-        Dimensions: [
-          { Name: 'FunctionName', Value: fn.functionName },
-          { Name: 'Resource', Value: `${fn.functionName}:${aliasName}` },
-          { Name: 'ExecutedVersion', Value: { 'Fn::GetAtt': [fn.versionId, 'Version'] } },
-        ],
+        Dimensions:
+          namespace === 'AWS/Lambda'
+            ? [
+                { Name: 'FunctionName', Value: fn.functionName },
+                { Name: 'Resource', Value: `${fn.functionName}:${aliasName}` },
+                { Name: 'ExecutedVersion', Value: newVersion(fn) },
+              ]
+            : [
+                { Name: 'service', Value: this.serverless.service.service },
+                { Name: 'FunctionName', Value: fn.functionName },
+                { Name: 'FunctionVersion', Value: newVersion(fn) },
+              ],
       });
       const measure =
         watched.length === 1

@@ -178,7 +178,7 @@ describe('releases', () => {
     }
   });
 
-  it('watches fanout errors, HTTP 5xx and throttles, the Lambda ones on the version being released', () => {
+  it('watches fanout errors, publish/history 5xx and throttles, each on the version being released', () => {
     const [[, group]] = ofType('AWS::CodeDeploy::DeploymentGroup') as [[string, Resource]];
     const alarms = new Map<string, Json>(group.Properties.AlarmConfiguration.Alarms.map((alarm: Json) => [alarm.Name.Ref, resources[alarm.Name.Ref]!.Properties]));
     const newVersion = (name: string) => ({ 'Fn::GetAtt': [liveFunction(name).versionIds[0], 'Version'] });
@@ -188,9 +188,16 @@ describe('releases', () => {
     expect(fanoutErrors.MetricName).toBe('Errors');
     expect(dimensions(fanoutErrors)).toEqual({ FunctionName: `cablecar-${STAGE}-fanout`, Resource: `cablecar-${STAGE}-fanout:live`, ExecutedVersion: newVersion('fanout') });
 
-    const http5xx = alarms.get('HttpServerErrorsAlarm');
-    expect([http5xx.Namespace, http5xx.MetricName]).toEqual(['AWS/ApiGateway', '5xx']);
-    expect(dimensions(http5xx).ApiId).toEqual({ Ref: 'HttpApi' });
+    // Counted by functions/lib/metrics.ts with exactly these dimensions.
+    const serverErrors = alarms.get('ServerErrorsAlarm');
+    const httpWatched = serverErrors.Metrics.filter((query: Json) => query.MetricStat).map((query: Json) => query.MetricStat.Metric);
+    expect(httpWatched.map((metric: Json) => [metric.Namespace, metric.MetricName])).toEqual([
+      ['cablecar', 'ServerErrors'],
+      ['cablecar', 'ServerErrors'],
+    ]);
+    expect(httpWatched.map(dimensions)).toEqual(
+      ['publish', 'history'].map((name) => ({ service: 'cablecar', FunctionName: `cablecar-${STAGE}-${name}`, FunctionVersion: newVersion(name) })),
+    );
 
     const throttles = alarms.get('ThrottlesAlarm');
     const watched = throttles.Metrics.filter((query: Json) => query.MetricStat);
@@ -201,6 +208,7 @@ describe('releases', () => {
     // The alarms must already follow the new version when CodeDeploy starts shifting.
     const { aliases } = liveFunction('fanout');
     expect(aliases[0]![1].DependsOn).toEqual(expect.arrayContaining(['FanoutErrorsAlarm', 'ThrottlesAlarm']));
+    expect(liveFunction('publish').aliases[0]![1].DependsOn).toEqual(expect.arrayContaining(['ServerErrorsAlarm', 'ThrottlesAlarm']));
   });
 
   it('keeps DynamoDB items expiring (TTL on the table)', () => {

@@ -2,6 +2,7 @@ import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { CablecarError } from '../errors.js';
 import { logger } from '../logger.js';
+import { countServerError } from '../metrics.js';
 
 export const jsonResponse = (
   statusCode: number,
@@ -16,6 +17,7 @@ export const jsonResponse = (
 /**
  * Every HTTP failure becomes a JSON body `{"error":{"code","message","retryable"}}` with its status;
  * a 503 tells the caller when to retry. Unexpected errors are logged and answered without details.
+ * Each 5xx is counted for this function version: a release rolls back on the new version's count.
  */
 export const httpErrors = (): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> => ({
   onError: async (request) => {
@@ -23,6 +25,7 @@ export const httpErrors = (): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayPr
     const known = error instanceof CablecarError ? error : undefined;
     if (!known || known.retryable) logger.error('http route failed', { error });
     const status = known?.httpStatus ?? 500;
+    if (status >= 500) countServerError();
     request.response = jsonResponse(
       status,
       {
