@@ -66,9 +66,10 @@ const portIsClosed = (port: number) =>
 
 const processesUsing = (text: string) => {
   try {
-    return execFileSync('pgrep', ['-f', text], { encoding: 'utf8' }).trim();
-  } catch {
-    return ''; // pgrep exits 1 when nothing matches
+    return execFileSync('pgrep', ['-f', '--', text], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (error) {
+    if ((error as { status?: number }).status === 1) return ''; // pgrep: nothing matches
+    throw error;
   }
 };
 
