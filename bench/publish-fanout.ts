@@ -21,10 +21,10 @@ const { values } = parseArgs({
 const clients = Number(values.clients);
 const messages = Number(values.messages);
 const size = Number(values.size);
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 const summary = (label: string, values: number[]) => {
+  if (values.length === 0) return console.log(`${label.padEnd(34)} no samples`);
   const sorted = [...values].sort((a, b) => a - b);
   console.log(
     `${label.padEnd(34)} p50 ${percentile(sorted, 50).toFixed(1).padStart(7)} ms   p95 ${percentile(sorted, 95).toFixed(1).padStart(7)} ms   max ${sorted.at(-1)!.toFixed(1).padStart(7)} ms`,

@@ -1,5 +1,5 @@
 declare module 'dynalite' {
-  import type { Server } from 'node:net';
+  import type { Server } from 'node:http';
   interface DynaliteOptions {
     path?: string;
     createTableMs?: number;

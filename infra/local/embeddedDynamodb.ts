@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
@@ -17,7 +16,7 @@ export interface LocalDynamodb {
 const TABLE_DEFINITION = join(import.meta.dirname, '..', 'dynamodb-table.json');
 
 export async function startEmbeddedDynamodb({ port, tableName }: { port: number; tableName: string }): Promise<LocalDynamodb> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }) as unknown as Server;
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', resolve);

@@ -40,6 +40,10 @@ export interface LocalStack {
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
+// This machine runs Node 20 (Lambda runs nodejs22.x): the AWS SDK's notice about it is noise for
+// everything local — this process, serverless-offline (which inherits the environment), the tests.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** A port that is free now on 127.0.0.1, for tests that run several stacks side by side. */
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -160,8 +164,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           LOG_LEVEL: logLevel,
           POWERTOOLS_LOG_LEVEL: logLevel,
           POWERTOOLS_METRICS_DISABLED: 'true', // nobody reads CloudWatch's log format here
-          // This machine runs Node 20 (Lambda runs nodejs22.x); the SDK's notice about it is noise here.
-          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
           SLS_TELEMETRY_DISABLED: '1',
           SLS_NOTIFICATIONS_MODE: 'off',
         },

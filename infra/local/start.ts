@@ -4,7 +4,6 @@ import { stopOnSignals } from './stopSignals.js';
 
 /** `npm start`: the whole stack on this machine until Ctrl-C. */
 const env = process.env;
-env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // Node 20 here, nodejs22.x on Lambda
 const port = (name: string, fallback: number) => Number(env[name] ?? fallback);
 
 const options = {

@@ -20,7 +20,6 @@ import { freePort } from '../../infra/local/stack.js';
 process.env.AWS_ACCESS_KEY_ID = 'local';
 process.env.AWS_SECRET_ACCESS_KEY = 'local';
 delete process.env.AWS_SESSION_TOKEN;
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 export interface TestPostgres {
   /** URL of the database `cablecar` (empty: the test file migrates it). */

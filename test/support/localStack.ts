@@ -12,7 +12,6 @@ import { SocketClient } from './socketClient.js';
 // The tests' own SDK clients talk to the local DynamoDB API, which accepts any credentials.
 process.env.AWS_ACCESS_KEY_ID ??= 'local';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 export async function startTestStack(): Promise<LocalStack & { logLines: string[] }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'cablecar-test-'));
