@@ -2,9 +2,9 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { z } from 'zod';
 import { config } from '../lib/config.js';
-import { CablecarError } from '../lib/errors.js';
+import { CablecarError } from '../lib/protocol/errors.js';
 import { httpErrors, jsonResponse } from '../lib/middleware/httpErrors.js';
-import { parseChannel } from '../lib/protocol.js';
+import { parseChannel } from '../lib/protocol/protocol.js';
 import { messages } from '../lib/services.js';
 
 const historyQuery = z.object({

@@ -1,8 +1,8 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { httpErrors, jsonResponse } from '../lib/middleware/httpErrors.js';
-import { parseChannel } from '../lib/protocol.js';
-import { parseIdempotencyKey, parsePublishBody, publish } from '../lib/publishing.js';
+import { parseChannel } from '../lib/protocol/protocol.js';
+import { parseIdempotencyKey, parsePublishBody, publish } from '../lib/channels/publishing.js';
 import { messages } from '../lib/services.js';
 
 /** POST /channels/{channel}/messages `{"data": ...}` → 202 `{id, channel, seq}`. */

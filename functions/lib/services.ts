@@ -1,10 +1,10 @@
 import { config } from './config.js';
-import { createPostToConnection, type PostToConnection } from './connectionGateway.js';
-import { connectionStore, type ConnectionStore } from './connectionStore.js';
-import { createPool } from './database.js';
-import { createTable, type TableRef } from './dynamoTable.js';
-import { messageStore, type MessageStore } from './messageStore.js';
-import { subscriptionStore, type SubscriptionStore } from './subscriptionStore.js';
+import { createPostToConnection, type PostToConnection } from './delivery/connectionGateway.js';
+import { connectionStore, type ConnectionStore } from './stores/connectionStore.js';
+import { createPool } from './stores/database.js';
+import { createTable, type TableRef } from './stores/dynamoTable.js';
+import { messageStore, type MessageStore } from './stores/messageStore.js';
+import { subscriptionStore, type SubscriptionStore } from './stores/subscriptionStore.js';
 
 /**
  * The stores and clients the handlers use, built from config on first use and kept for the life of

@@ -1,5 +1,5 @@
 import { wsRoute } from '../lib/middleware/wsReplies.js';
-import { parseAction, pingFrame, unknownAction } from '../lib/protocol.js';
+import { parseAction, pingFrame, unknownAction } from '../lib/protocol/protocol.js';
 
 /**
  * $default: every frame no other route takes — `ping` (clients ping to stay under API Gateway's

@@ -1,7 +1,7 @@
-import { subscribe } from '../lib/channelSubscriptions.js';
+import { subscribe } from '../lib/channels/channelSubscriptions.js';
 import { config } from '../lib/config.js';
 import { wsRoute } from '../lib/middleware/wsReplies.js';
-import { parseAction, parseChannel, subscribeFrame } from '../lib/protocol.js';
+import { parseAction, parseChannel, subscribeFrame } from '../lib/protocol/protocol.js';
 import { connections, messages, postToConnection, subscriptions } from '../lib/services.js';
 
 /** subscribe: `{"action":"subscribe","channel":"room-1","after":42}` → replayed messages, then `subscribed`. */

@@ -1,6 +1,6 @@
-import { unsubscribe } from '../lib/channelSubscriptions.js';
+import { unsubscribe } from '../lib/channels/channelSubscriptions.js';
 import { wsRoute } from '../lib/middleware/wsReplies.js';
-import { parseAction, parseChannel, unsubscribeFrame } from '../lib/protocol.js';
+import { parseAction, parseChannel, unsubscribeFrame } from '../lib/protocol/protocol.js';
 import { subscriptions } from '../lib/services.js';
 
 /** unsubscribe: `{"action":"unsubscribe","channel":"room-1"}` → `unsubscribed`. */

@@ -1,6 +1,6 @@
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTable } from '../../functions/lib/dynamoTable.js';
+import { createTable } from '../../functions/lib/stores/dynamoTable.js';
 import { history, publish, startTestStack } from '../support/localStack.js';
 import { SocketClient } from '../support/socketClient.js';
 

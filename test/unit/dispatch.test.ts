@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../functions/lib/database.js';
-import { parseDispatchEvent } from '../../functions/lib/dispatchEvent.js';
-import { messageStore, type MessageStore } from '../../functions/lib/messageStore.js';
+import { createPool } from '../../functions/lib/stores/database.js';
+import { parseDispatchEvent } from '../../functions/lib/protocol/dispatchEvent.js';
+import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
 import { migrate, renderDispatchSql, type DispatchVariant } from '../../infra/migrate.js';
 import { startPostgres, type TestPostgres } from '../support/databases.js';
 

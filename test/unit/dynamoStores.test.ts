@@ -1,8 +1,8 @@
 import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectionStore, type ConnectionStore } from '../../functions/lib/connectionStore.js';
-import { BY_CONNECTION_INDEX, ITEM_SCHEMA_VERSION, nowSeconds } from '../../functions/lib/dynamoTable.js';
-import { subscriptionStore, type SubscriptionStore } from '../../functions/lib/subscriptionStore.js';
+import { connectionStore, type ConnectionStore } from '../../functions/lib/stores/connectionStore.js';
+import { BY_CONNECTION_INDEX, ITEM_SCHEMA_VERSION, nowSeconds } from '../../functions/lib/stores/dynamoTable.js';
+import { subscriptionStore, type SubscriptionStore } from '../../functions/lib/stores/subscriptionStore.js';
 import { startDynamo, type TestDynamo } from '../support/databases.js';
 
 /** connectionStore and subscriptionStore against the DynamoDB API (dynalite) with the real table definition. */

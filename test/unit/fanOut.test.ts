@@ -1,12 +1,12 @@
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RetryablePostError, type PostOutcome, type PostToConnection } from '../../functions/lib/connectionGateway.js';
-import { connectionStore, type ConnectionStore } from '../../functions/lib/connectionStore.js';
-import { nowSeconds } from '../../functions/lib/dynamoTable.js';
-import { fanOut, type FanOutDeps } from '../../functions/lib/fanOut.js';
+import { RetryablePostError, type PostOutcome, type PostToConnection } from '../../functions/lib/delivery/connectionGateway.js';
+import { connectionStore, type ConnectionStore } from '../../functions/lib/stores/connectionStore.js';
+import { nowSeconds } from '../../functions/lib/stores/dynamoTable.js';
+import { fanOut, type FanOutDeps } from '../../functions/lib/delivery/fanOut.js';
 import { logger } from '../../functions/lib/logger.js';
-import type { Message } from '../../functions/lib/protocol.js';
-import { subscriptionStore, type SubscriptionStore } from '../../functions/lib/subscriptionStore.js';
+import type { Message } from '../../functions/lib/protocol/protocol.js';
+import { subscriptionStore, type SubscriptionStore } from '../../functions/lib/stores/subscriptionStore.js';
 import { startDynamo, type TestDynamo } from '../support/databases.js';
 
 /**

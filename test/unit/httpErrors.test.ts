@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { CablecarError } from '../../functions/lib/errors.js';
+import { CablecarError } from '../../functions/lib/protocol/errors.js';
 import { httpErrors } from '../../functions/lib/middleware/httpErrors.js';
 
 /**

@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import pgModule from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../functions/lib/database.js';
-import { CablecarError } from '../../functions/lib/errors.js';
-import { messageStore, type MessageStore } from '../../functions/lib/messageStore.js';
+import { createPool } from '../../functions/lib/stores/database.js';
+import { CablecarError } from '../../functions/lib/protocol/errors.js';
+import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
 import { freePort } from '../../infra/local/stack.js';
 import { migrate } from '../../infra/migrate.js';
 import { startPostgres, type TestPostgres } from '../support/databases.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CablecarError } from '../../functions/lib/errors.js';
+import { CablecarError } from '../../functions/lib/protocol/errors.js';
 import {
   CHANNEL_NAME_PATTERN,
   MAX_INBOUND_FRAME_BYTES,
@@ -14,7 +14,7 @@ import {
   unknownAction,
   unsubscribeFrame,
   type Message,
-} from '../../functions/lib/protocol.js';
+} from '../../functions/lib/protocol/protocol.js';
 import { thrownCablecarError } from '../support/cablecarErrors.js';
 
 /** The wire protocol: pure functions, no database. */

@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../functions/lib/database.js';
-import { CablecarError } from '../../functions/lib/errors.js';
-import { messageStore, type MessageStore } from '../../functions/lib/messageStore.js';
-import { MAX_OUTBOUND_FRAME_BYTES, messageFrame, outboundFrameBytes } from '../../functions/lib/protocol.js';
-import { parseIdempotencyKey, parsePublishBody, publish } from '../../functions/lib/publishing.js';
+import { createPool } from '../../functions/lib/stores/database.js';
+import { CablecarError } from '../../functions/lib/protocol/errors.js';
+import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
+import { MAX_OUTBOUND_FRAME_BYTES, messageFrame, outboundFrameBytes } from '../../functions/lib/protocol/protocol.js';
+import { parseIdempotencyKey, parsePublishBody, publish } from '../../functions/lib/channels/publishing.js';
 import { migrate } from '../../infra/migrate.js';
 import { startPostgres, type TestPostgres } from '../support/databases.js';
 import { thrownCablecarError, rejectedCablecarError } from '../support/cablecarErrors.js';

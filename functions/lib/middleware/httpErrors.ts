@@ -1,6 +1,6 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { CablecarError } from '../errors.js';
+import { CablecarError } from '../protocol/errors.js';
 import { logger } from '../logger.js';
 import { countServerError } from '../metrics.js';
 

@@ -1,8 +1,8 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
-import { CablecarError } from '../errors.js';
+import { CablecarError } from '../protocol/errors.js';
 import { logger } from '../logger.js';
-import { errorFrame, parseClientFrame, type ServerFrame } from '../protocol.js';
+import { errorFrame, parseClientFrame, type ServerFrame } from '../protocol/protocol.js';
 
 /** What API Gateway sends back to the client as the route response (routeResponseSelectionExpression: $default). */
 export interface WsRouteResult {

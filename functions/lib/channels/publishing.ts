@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { CablecarError } from './errors.js';
-import type { MessageStore, PublishedMessage } from './messageStore.js';
-import { MAX_OUTBOUND_FRAME_BYTES, outboundFrameBytes } from './protocol.js';
+import { CablecarError } from '../protocol/errors.js';
+import type { MessageStore, PublishedMessage } from '../stores/messageStore.js';
+import { MAX_OUTBOUND_FRAME_BYTES, outboundFrameBytes } from '../protocol/protocol.js';
 
 const publishBody = z.object({ data: z.json() }).strict();
 const idempotencyKey = z.string().min(1).max(200);

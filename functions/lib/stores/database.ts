@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { databaseUnavailable } from './errors.js';
-import { logger } from './logger.js';
+import { databaseUnavailable } from '../protocol/errors.js';
+import { logger } from '../logger.js';
 
 export interface DatabaseOptions {
   connectionString: string;

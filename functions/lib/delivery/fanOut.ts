@@ -1,10 +1,10 @@
 import pLimit from 'p-limit';
-import type { ConnectionStore } from './connectionStore.js';
+import type { ConnectionStore } from '../stores/connectionStore.js';
 import type { PostToConnection } from './connectionGateway.js';
 import { RetryablePostError } from './connectionGateway.js';
-import { logger } from './logger.js';
-import { messageFrame, type Message } from './protocol.js';
-import type { SubscriptionStore } from './subscriptionStore.js';
+import { logger } from '../logger.js';
+import { messageFrame, type Message } from '../protocol/protocol.js';
+import type { SubscriptionStore } from '../stores/subscriptionStore.js';
 
 export interface FanOutOptions {
   concurrency: number;

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Message } from './protocol.js';
+import type { Message } from '../protocol/protocol.js';
 import { withDatabase } from './database.js';
 
 export interface PublishedMessage {

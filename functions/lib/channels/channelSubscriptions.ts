@@ -1,9 +1,9 @@
-import type { ConnectionStore } from './connectionStore.js';
-import type { PostToConnection } from './connectionGateway.js';
-import { CablecarError } from './errors.js';
-import type { MessageStore } from './messageStore.js';
-import { messageFrame, type ServerFrame } from './protocol.js';
-import type { SubscriptionStore } from './subscriptionStore.js';
+import type { ConnectionStore } from '../stores/connectionStore.js';
+import type { PostToConnection } from '../delivery/connectionGateway.js';
+import { CablecarError } from '../protocol/errors.js';
+import type { MessageStore } from '../stores/messageStore.js';
+import { messageFrame, type ServerFrame } from '../protocol/protocol.js';
+import type { SubscriptionStore } from '../stores/subscriptionStore.js';
 
 export interface ChannelSubscriptionDeps {
   connections: ConnectionStore;
