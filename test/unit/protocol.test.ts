@@ -119,6 +119,13 @@ describe('parseAction and unknownAction', () => {
     expect(parseAction(pingFrame, { action: 'ping' })).toEqual({ action: 'ping' });
   });
 
+  it('accepts a client frame id of up to 64 characters on every action', () => {
+    const id = 'x'.repeat(64);
+    expect(parseAction(subscribeFrame, { action: 'subscribe', channel: 'room-1', id }).id).toBe(id);
+    expect(parseAction(unsubscribeFrame, { action: 'unsubscribe', channel: 'room-1', id: '7' }).id).toBe('7');
+    expect(parseAction(pingFrame, { action: 'ping', id: '8' })).toEqual({ action: 'ping', id: '8' });
+  });
+
   it.each([
     ['a negative after', subscribeFrame, { action: 'subscribe', channel: 'room-1', after: -1 }, /after/],
     ['a fractional after', subscribeFrame, { action: 'subscribe', channel: 'room-1', after: 1.5 }, /after/],
@@ -127,6 +134,8 @@ describe('parseAction and unknownAction', () => {
     ['an unknown field on subscribe', subscribeFrame, { action: 'subscribe', channel: 'room-1', since: 3 }, /since/],
     ['an unknown field on unsubscribe', unsubscribeFrame, { action: 'unsubscribe', channel: 'room-1', after: 3 }, /after/],
     ['an unknown field on ping', pingFrame, { action: 'ping', extra: true }, /extra/],
+    ['a frame id over 64 characters', pingFrame, { action: 'ping', id: 'x'.repeat(65) }, /id/],
+    ['a frame id that is not a string', subscribeFrame, { action: 'subscribe', channel: 'room-1', id: 7 }, /id/],
   ] as const)('refuses %s with invalid_frame naming the field', (_label, schema, frame, field) => {
     const error = thrownCablecarError(() => parseAction(schema, { ...frame }));
     expect(error.code).toBe('invalid_frame');

@@ -34,13 +34,17 @@ export function parseChannel(value: unknown): string {
 
 const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
+/** A client's own name for a frame (the client package numbers them), so that it can match replies. */
+const frameId = z.string().max(64).optional();
+
 export const subscribeFrame = z.strictObject({
   action: z.literal('subscribe'),
   channel: z.unknown(),
   after: seq.optional(),
+  id: frameId,
 });
-export const unsubscribeFrame = z.strictObject({ action: z.literal('unsubscribe'), channel: z.unknown() });
-export const pingFrame = z.strictObject({ action: z.literal('ping') });
+export const unsubscribeFrame = z.strictObject({ action: z.literal('unsubscribe'), channel: z.unknown(), id: frameId });
+export const pingFrame = z.strictObject({ action: z.literal('ping'), id: frameId });
 
 /** A stored message as it travels to clients, in replays and in history. */
 export interface Message {
