@@ -22,6 +22,7 @@ type Timer = ReturnType<typeof setTimeout>;
 interface ChannelSub {
   channel: string;
   onMessage: (message: Message<any>) => void;
+  onSubscribed?: (seq: number) => void;
   active: boolean;
   /** The last seq handed to onMessage; undefined until the server says where the subscription starts. */
   last: number | undefined;
@@ -273,6 +274,7 @@ export function createClient(options: ClientOptions): Client {
     }
     sub.known = Math.max(sub.known, seq);
     drain(sub);
+    sub.onSubscribed?.(seq);
     // The reply says more exists than arrived: frames were lost, or the replay stopped at its limit.
     if (sub.known > sub.last!) {
       clearTimeout(sub.gapTimer);
@@ -369,7 +371,7 @@ export function createClient(options: ClientOptions): Client {
     get state() {
       return state;
     },
-    subscribe<T>(channel: string, { after, onMessage }: SubscribeOptions<T>): Subscription {
+    subscribe<T>(channel: string, { after, onMessage, onSubscribed }: SubscribeOptions<T>): Subscription {
       if (!CHANNEL_NAME.test(channel)) throw new TypeError(`cablecar: invalid channel name "${channel}"`);
       if (after !== undefined && !(Number.isSafeInteger(after) && after >= 0)) throw new TypeError('cablecar: after must be a seq (an integer >= 0)');
       if (subs.has(channel)) throw new Error(`cablecar: already subscribed to ${channel}; unsubscribe first`);
@@ -377,6 +379,7 @@ export function createClient(options: ClientOptions): Client {
       const sub: ChannelSub = {
         channel,
         onMessage,
+        onSubscribed,
         active: true,
         last: after,
         known: after ?? 0,

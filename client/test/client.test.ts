@@ -115,11 +115,14 @@ describe('connecting', () => {
 describe('one channel in order, exactly once', () => {
   it('without after, starts at the seq the subscribed reply names and drops what came before it', async () => {
     const t = setUp();
-    t.client.subscribe('room-1', { onMessage: t.onMessage });
+    const starts: number[] = [];
+    t.client.subscribe('room-1', { onMessage: t.onMessage, onSubscribed: (seq) => starts.push(seq) });
     const socket = await t.openSocket();
     t.publish('room-1');
     t.publish('room-1');
+    expect(starts).toEqual([]);
     socket.push({ type: 'subscribed', channel: 'room-1', seq: 1, id: socket.sent[0].id });
+    expect(starts).toEqual([1]);
     t.publish('room-1');
     expect(t.seqs()).toEqual([2, 3]);
     expect(t.received[0]).toEqual({ channel: 'room-1', seq: 2, id: 'room-1-2', data: { n: 2 }, publishedAt: expect.any(String) });
