@@ -219,6 +219,8 @@ export function createClient(options: ClientOptions): Client {
     const sub = subs.get(frame.channel) ?? [...subs.values()].find((s) => frame.id !== undefined && s.pendingId === frame.id);
     if (frame.type === 'message') {
       if (sub && typeof frame.seq === 'number') {
+        // A long replay is progress, not silence: the subscribe's reply may come after it.
+        if (sub.pendingId !== undefined) awaitReply(sub);
         const { channel, seq, id, data, publishedAt } = frame;
         receive(sub, { channel, seq, id, data, publishedAt });
       }
@@ -248,6 +250,10 @@ export function createClient(options: ClientOptions): Client {
   function sendSubscribe(sub: ChannelSub): void {
     sub.sentAfter = sub.last;
     sub.pendingId = send({ action: 'subscribe', channel: sub.channel, ...(sub.last === undefined ? {} : { after: sub.last }) });
+    awaitReply(sub);
+  }
+
+  function awaitReply(sub: ChannelSub): void {
     clearTimeout(sub.replyTimer);
     sub.replyTimer = setTimeout(() => replaceSocket(), replyTimeoutMs);
   }

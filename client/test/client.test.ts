@@ -339,6 +339,22 @@ describe('reconnecting', () => {
     await vi.advanceTimersByTimeAsync(100);
     expect(t.sockets.sockets).toHaveLength(2);
   });
+
+  it('keeps waiting for the subscribe reply while a long replay is arriving', async () => {
+    const t = setUp({ replyTimeoutMs: 3_000 });
+    for (let i = 0; i < 5; i++) t.publish('room-1', false);
+    t.client.subscribe('room-1', { after: 0, onMessage: t.onMessage });
+    const socket = await t.openSocket();
+    for (const m of log.after('room-1', 0)) {
+      await vi.advanceTimersByTimeAsync(2_000);
+      socket.push(messageFrame(m));
+    }
+    await vi.advanceTimersByTimeAsync(2_000);
+    socket.push({ type: 'subscribed', channel: 'room-1', seq: 5 });
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(socket.closedByClient).toBe(false);
+    expect(t.seqs()).toEqual([1, 2, 3, 4, 5]);
+  });
 });
 
 describe('server errors and unsubscribing', () => {
