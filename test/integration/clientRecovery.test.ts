@@ -51,6 +51,17 @@ describe('the client through a hostile proxy', () => {
       }
     }
 
+    // One more subscriber without `after`: its stream starts where the server says it subscribed.
+    const live = createClient({ url: proxy.url, httpUrl: stack.httpUrl, WebSocket, gapWaitMs: 250, backoff: { initialMs: 100, maxMs: 1_000 } });
+    live.on('error', (error) => errors.push(error));
+    clients.push(live);
+    const liveSeqs: number[] = [];
+    received.set('live:recover-a', liveSeqs);
+    const started = new Promise<number>((resolve) => {
+      live.subscribe('recover-a', { onMessage: (m) => liveSeqs.push(m.seq), onSubscribed: resolve });
+    });
+    expect(await started).toBe(0);
+
     // Publish while the proxy misbehaves: one after another with small pauses, and some in bursts.
     for (let k = 0; k < N; k += 5) {
       await Promise.all(
