@@ -5,7 +5,7 @@ import WebSocket, { WebSocketServer } from 'ws';
  * A WebSocket proxy on 127.0.0.1 that forwards every connection to `upstreamUrl` (path and query,
  * so `?token=` too) and mistreats the `message` frames coming back: it drops some, duplicates some,
  * holds some back so that later ones overtake them, and cuts each connection after a random
- * lifetime. Control frames (`subscribed`, `pong`, `error`) pass untouched and in order. All choices
+ * lifetime. A refused upgrade (the authorizer's 401/403) is refused to the client alike. Control frames (`subscribed`, `pong`, `error`) pass untouched and in order. All choices
  * come from one seeded generator, so a failing seed can be named (timings still vary run to run).
  */
 export interface HostileProxyOptions {
@@ -49,32 +49,43 @@ export async function startHostileProxy(options: HostileProxyOptions): Promise<H
     timers.add(timer);
   };
 
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  // The upstream socket is opened before the client's upgrade is accepted, so that a refusal (401
+  // or 403 from the authorizer) reaches the client as the same refused upgrade.
+  const upstreams = new WeakMap<object, WebSocket>();
+  const opened = new Set<WebSocket>();
+  const server = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    verifyClient: (info, accept) => {
+      const upstream = new WebSocket(`${options.upstreamUrl}${info.req.url ?? ''}`);
+      opened.add(upstream);
+      upstream.once('close', () => opened.delete(upstream));
+      upstream.once('open', () => {
+        upstreams.set(info.req, upstream);
+        accept(true);
+      });
+      upstream.once('unexpected-response', (_request, response) => {
+        response.resume();
+        accept(false, response.statusCode ?? 502);
+      });
+      upstream.once('error', () => accept(false, 502));
+    },
+  });
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
 
   server.on('connection', (client, request) => {
     counts.connections++;
-    const upstream = new WebSocket(`${options.upstreamUrl}${request.url ?? ''}`);
-    const toUpstream: string[] = [];
+    const upstream = upstreams.get(request)!;
     const closeBoth = () => {
       client.terminate();
       upstream.terminate();
     };
-    upstream.on('open', () => toUpstream.splice(0).forEach((frame) => upstream.send(frame)));
     upstream.on('error', closeBoth);
     upstream.on('close', closeBoth);
-    // A refused upgrade (401/403 from the authorizer) reaches the client as a refused upgrade too.
-    upstream.on('unexpected-response', (_req, response) => {
-      client.close(4000 + (response.statusCode ?? 0) % 1000, `upstream answered ${response.statusCode}`);
-      upstream.terminate();
-    });
+    if (upstream.readyState !== WebSocket.OPEN) closeBoth();
     client.on('error', closeBoth);
     client.on('close', closeBoth);
-    client.on('message', (data) => {
-      const frame = String(data);
-      if (upstream.readyState === WebSocket.OPEN) upstream.send(frame);
-      else toUpstream.push(frame);
-    });
+    client.on('message', (data) => upstream.readyState === WebSocket.OPEN && upstream.send(String(data)));
 
     const toClient = (frame: string) => {
       if (client.readyState === WebSocket.OPEN) client.send(frame);
@@ -113,6 +124,7 @@ export async function startHostileProxy(options: HostileProxyOptions): Promise<H
       hostile = false;
       timers.forEach(clearTimeout);
       server.clients.forEach((socket) => socket.terminate());
+      opened.forEach((socket) => socket.terminate());
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
