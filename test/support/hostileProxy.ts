@@ -5,8 +5,9 @@ import WebSocket, { WebSocketServer } from 'ws';
  * A WebSocket proxy on 127.0.0.1 that forwards every connection to `upstreamUrl` (path and query,
  * so `?token=` too) and mistreats the `message` frames coming back: it drops some, duplicates some,
  * holds some back so that later ones overtake them, and cuts each connection after a random
- * lifetime. A refused upgrade (the authorizer's 401/403) is refused to the client alike. Control frames (`subscribed`, `pong`, `error`) pass untouched and in order. All choices
- * come from one seeded generator, so a failing seed can be named (timings still vary run to run).
+ * lifetime. A refused upgrade (the authorizer's 401/403) is refused to the client alike. Control
+ * frames (`subscribed`, `pong`, `error`) pass untouched and in order. All choices come from one
+ * seeded generator, so a failing seed can be named (timings still vary run to run).
  */
 export interface HostileProxyOptions {
   upstreamUrl: string;
