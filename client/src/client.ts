@@ -90,10 +90,15 @@ export function createClient(options: ClientOptions): Client {
   };
   const backoff = (n: number) => Math.random() * Math.min(maxMs, initialMs * 2 ** n);
 
+  /**
+   * Sends a frame with an `id` that replies echo. Subscription changes also carry `rev`, the same
+   * ever-growing number: the server applies a connection's changes in rev order, whatever order its
+   * concurrent invocations run in (README, "The order of subscription changes").
+   */
   function send(frame: Record<string, unknown>): string {
-    const id = String(++frameIds);
-    socket!.send(JSON.stringify({ ...frame, id }));
-    return id;
+    const n = ++frameIds;
+    socket!.send(JSON.stringify({ ...frame, ...(frame.action === 'ping' ? {} : { rev: n }), id: String(n) }));
+    return String(n);
   }
 
   async function freshToken(): Promise<string | undefined> {
@@ -225,8 +230,11 @@ export function createClient(options: ClientOptions): Client {
         receive(sub, { channel, seq, id, data, publishedAt });
       }
     } else if (frame.type === 'subscribed') {
-      // A reply that names another frame than the one awaited belongs to an earlier subscription.
-      if (sub?.pendingId !== undefined && (frame.id === undefined || frame.id === sub.pendingId)) confirmed(sub, frame.seq);
+      // A reply that names another frame than the one awaited belongs to an earlier subscription; a
+      // superseded one answers a change that a later one overtook, whose own reply is still to come.
+      if (sub?.pendingId !== undefined && (frame.id === undefined || frame.id === sub.pendingId) && !frame.superseded) {
+        confirmed(sub, frame.seq);
+      }
     } else if (frame.type === 'error') {
       serverError(frame, sub?.pendingId !== undefined && (frame.id === undefined || frame.id === sub.pendingId) ? sub : undefined);
     }

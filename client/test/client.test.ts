@@ -57,7 +57,7 @@ describe('connecting', () => {
     expect(socket.sent).toEqual([]);
     socket.open();
     expect(t.states).toEqual(['open']);
-    expect(socket.sent).toEqual([{ action: 'subscribe', channel: 'room-1', id: expect.stringMatching(/^.{1,64}$/) }]);
+    expect(socket.sent).toEqual([{ action: 'subscribe', channel: 'room-1', rev: 1, id: expect.stringMatching(/^.{1,64}$/) }]);
   });
 
   it('checks arguments at the call', () => {
@@ -293,7 +293,7 @@ describe('reconnecting', () => {
     expect(new URL(socket.url).searchParams.get('token')).toBe('t5');
     socket.open();
     expect(t.states).toEqual(['open', 'reconnecting', 'open']);
-    expect(subscribeFrames(socket.sent)).toEqual([{ action: 'subscribe', channel: 'room-1', after: 2, id: expect.any(String) }]);
+    expect(subscribeFrames(socket.sent)).toEqual([{ action: 'subscribe', channel: 'room-1', after: 2, rev: expect.any(Number), id: expect.any(String) }]);
     socket.push(messageFrame(log.after('room-1', 2)[0]!));
     socket.push({ type: 'subscribed', channel: 'room-1', seq: 3 });
     expect(t.seqs()).toEqual([1, 2, 3]);
@@ -394,14 +394,17 @@ describe('server errors and unsubscribing', () => {
     const oldId = socket.sent[0].id;
     first.unsubscribe();
     first.unsubscribe();
-    expect(socket.sent.filter((f) => f.action === 'unsubscribe')).toEqual([{ action: 'unsubscribe', channel: 'room-1', id: expect.any(String) }]);
+    expect(socket.sent.filter((f) => f.action === 'unsubscribe')).toEqual([{ action: 'unsubscribe', channel: 'room-1', rev: expect.any(Number), id: expect.any(String) }]);
     t.publish('room-1');
     expect(t.seqs()).toEqual([]);
 
     const later: Message[] = [];
     t.client.subscribe('room-1', { onMessage: (m) => later.push(m) });
     const newId = subscribeFrames(socket.sent)[1].id;
+    // Subscription changes carry a rev that only grows, so the server applies them in this order.
+    expect(socket.sent.map((f) => f.rev)).toEqual([1, 2, 3]);
     socket.push({ type: 'subscribed', channel: 'room-1', seq: 0, id: oldId }); // the first subscribe's reply, late
+    socket.push({ type: 'subscribed', channel: 'room-1', seq: 0, id: newId, superseded: true }); // not a confirmation
     socket.push({ type: 'subscribed', channel: 'room-1', seq: 1, id: newId });
     t.publish('room-1');
     expect(later.map((m) => m.seq)).toEqual([2]);

@@ -34,17 +34,34 @@ export function parseChannel(value: unknown): string {
 
 const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
-/** A client's own name for a frame (the client package numbers them), so that it can match replies. */
-const frameId = z.string().max(64).optional();
+/** Longest `id` a client frame may carry; every reply to the frame echoes it. */
+export const MAX_FRAME_ID_LENGTH = 64;
+export const frameId = z
+  .string({ error: `id must be a string of at most ${MAX_FRAME_ID_LENGTH} characters` })
+  .max(MAX_FRAME_ID_LENGTH, `id must be a string of at most ${MAX_FRAME_ID_LENGTH} characters`);
+
+/**
+ * `rev`: the connection's own counter of subscription changes, increased by the client for every
+ * subscribe/unsubscribe frame it sends. API Gateway runs each frame as its own concurrent invocation;
+ * the store applies a change only over a lower rev, so changes take effect in the order the client
+ * sent them (channelSubscriptions.ts). Without `rev` the change is applied as it arrives.
+ */
+const rev = z.number({ error: 'rev must be a positive integer' }).int().min(1).max(Number.MAX_SAFE_INTEGER);
 
 export const subscribeFrame = z.strictObject({
   action: z.literal('subscribe'),
   channel: z.unknown(),
   after: seq.optional(),
-  id: frameId,
+  rev: rev.optional(),
+  id: frameId.optional(),
 });
-export const unsubscribeFrame = z.strictObject({ action: z.literal('unsubscribe'), channel: z.unknown(), id: frameId });
-export const pingFrame = z.strictObject({ action: z.literal('ping'), id: frameId });
+export const unsubscribeFrame = z.strictObject({
+  action: z.literal('unsubscribe'),
+  channel: z.unknown(),
+  rev: rev.optional(),
+  id: frameId.optional(),
+});
+export const pingFrame = z.strictObject({ action: z.literal('ping'), id: frameId.optional() });
 
 /** A stored message as it travels to clients, in replays and in history. */
 export interface Message {
