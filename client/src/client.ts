@@ -80,7 +80,8 @@ export function createClient(options: ClientOptions): Client {
   let reconnectTimer: Timer | undefined;
   let pingTimer: Timer | undefined;
   let pongTimer: Timer | undefined;
-  let lifeTimer: Timer | undefined;
+  /** The socket's deadline: to open, then to be renewed before API Gateway's cap. */
+  let socketTimer: Timer | undefined;
 
   const emitError = (error: ClientError) => listeners.error.forEach((listener) => listener(error));
   const setState = (next: ConnectionState) => {
@@ -127,6 +128,11 @@ export function createClient(options: ClientOptions): Client {
     const ws = new WS!(current === undefined ? options.url : `${options.url}${options.url.includes('?') ? '&' : '?'}token=${encodeURIComponent(current)}`);
     socket = ws;
     let failure = '';
+    // An upgrade that never completes (a black-holed network) counts as a failed attempt.
+    socketTimer = setTimeout(() => {
+      emitError({ code: 'connect_failed', message: 'the socket did not open in time' });
+      replaceSocket();
+    }, replyTimeoutMs);
     ws.onopen = () => {
       if (socket !== ws) return;
       isOpen = everOpened = true;
@@ -134,7 +140,8 @@ export function createClient(options: ClientOptions): Client {
       setState('open');
       pingTimer = setInterval(ping, pingIntervalMs);
       // Renew before API Gateway's 2-hour cap, spread so that a fleet does not reconnect at once.
-      lifeTimer = setTimeout(() => replaceSocket(0), maxConnectionMs * (0.9 + Math.random() * 0.1));
+      clearTimeout(socketTimer);
+      socketTimer = setTimeout(() => replaceSocket(0), maxConnectionMs * (0.9 + Math.random() * 0.1));
       subs.forEach(sendSubscribe);
     };
     ws.onmessage = (event) => {
@@ -173,7 +180,7 @@ export function createClient(options: ClientOptions): Client {
     isOpen = false;
     clearInterval(pingTimer);
     clearTimeout(pongTimer);
-    clearTimeout(lifeTimer);
+    clearTimeout(socketTimer);
     subs.forEach((sub) => {
       clearTimeout(sub.replyTimer);
       clearTimeout(sub.retryTimer);
@@ -200,6 +207,7 @@ export function createClient(options: ClientOptions): Client {
     dropSocket();
     if (delay === 0 && !closed) {
       setState('reconnecting');
+      clearTimeout(reconnectTimer);
       reconnectTimer = setTimeout(connect, 0);
     } else retryLater();
   }

@@ -93,9 +93,24 @@ describe('connecting', () => {
     const t = setUp({ token: async () => `token-${++n}` });
     await vi.advanceTimersByTimeAsync(0);
     t.sockets.last().refuse('Unexpected server response: 403');
-    await vi.advanceTimersByTimeAsync(30_000);
+    await vi.advanceTimersByTimeAsync(1_000);
     expect(t.errors[0]).toMatchObject({ code: 'forbidden', status: 403 });
     expect(t.sockets.sockets.map((s) => new URL(s.url).searchParams.get('token'))).toEqual(['token-1', 'token-2']);
+  });
+
+  it('gives up on an upgrade that never completes and tries again', async () => {
+    const t = setUp({ replyTimeoutMs: 5_000, backoff: { initialMs: 10, maxMs: 10 } });
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(t.sockets.sockets).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.sockets.sockets[0]!.closedByClient).toBe(true);
+    expect(t.errors.map((e) => e.code)).toEqual(['connect_failed']);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(t.sockets.sockets).toHaveLength(2);
+    t.sockets.last().open();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(t.client.state).toBe('open');
+    expect(t.sockets.sockets).toHaveLength(2);
   });
 
   it('reports a failing token() and retries it', async () => {
@@ -106,7 +121,7 @@ describe('connecting', () => {
         return 'fresh';
       },
     });
-    await vi.advanceTimersByTimeAsync(30_000);
+    await vi.advanceTimersByTimeAsync(1_000);
     expect(t.errors.map((e) => e.code)).toEqual(['token_failed']);
     expect(t.sockets.last().url).toContain('token=fresh');
   });
@@ -308,9 +323,11 @@ describe('reconnecting', () => {
     socket.push({ type: 'pong', id: ping.id });
     await vi.advanceTimersByTimeAsync(10_000);
     expect(t.sockets.sockets).toHaveLength(1);
-    await vi.advanceTimersByTimeAsync(60_000); // second ping, no pong
+    await vi.advanceTimersByTimeAsync(50_000); // second ping, no pong
     expect(socket.sent.filter((f) => f.action === 'ping')).toHaveLength(2);
-    await vi.advanceTimersByTimeAsync(5_000);
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(socket.closedByClient).toBe(false);
+    await vi.advanceTimersByTimeAsync(1 + 20);
     expect(socket.closedByClient).toBe(true);
     expect(t.sockets.sockets).toHaveLength(2);
   });
