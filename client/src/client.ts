@@ -187,7 +187,10 @@ export function createClient(options: ClientOptions): Client {
       sub.pendingId = undefined;
     });
     if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      // `ws` reports closing a socket that is still connecting as an error event, which Node would
+      // throw if nothing listened.
+      ws.onerror = () => {};
       try {
         ws.close();
       } catch {
