@@ -34,26 +34,28 @@ afterAll(async () => {
 });
 
 const seqs = (page: { messages: Array<{ seq: number }> }) => page.messages.map((m) => m.seq);
+/** Every file of infra/sql/migrations, in order. */
+const MIGRATIONS = ['001_messages.sql', '002_cablecar_schema.sql'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 describe('migrate', () => {
   it('applies every migration once: a second run applies nothing', async () => {
-    expect(firstMigration).toEqual(['001_messages.sql']);
+    expect(firstMigration).toEqual(MIGRATIONS);
     expect(await migrate(postgres.url, { kind: 'local' })).toEqual([]);
-    const { rows } = await pool.query<{ name: string }>('SELECT name FROM cablecar_migrations ORDER BY name');
-    expect(rows.map((r) => r.name)).toEqual(['001_messages.sql']);
+    const { rows } = await pool.query<{ name: string }>('SELECT name FROM cablecar.migrations ORDER BY name');
+    expect(rows.map((r) => r.name)).toEqual(MIGRATIONS);
   });
 
   it('serialises concurrent runners on a fresh database: one applies, the others find it done', async () => {
     const url = await postgres.createDatabase('migrate_concurrently');
     const results = await Promise.all([1, 2, 3].map(() => migrate(url, { kind: 'local' })));
-    expect(results.flat()).toEqual(['001_messages.sql']);
+    expect(results.flat()).toEqual(MIGRATIONS);
     expect(results.filter((r) => r.length === 0)).toHaveLength(2);
   });
 
   it('installs the local dispatch variant (pg_notify), replacing the placeholder that raises', async () => {
     const { rows } = await pool.query<{ def: string }>(
-      `SELECT pg_get_functiondef('cablecar_dispatch(uuid)'::regprocedure) AS def`,
+      `SELECT pg_get_functiondef('cablecar.dispatch(uuid)'::regprocedure) AS def`,
     );
     expect(rows[0]!.def).toContain("pg_notify('cablecar_dispatch', message_id::text)");
     expect(rows[0]!.def).not.toContain('RAISE EXCEPTION');
@@ -62,7 +64,7 @@ describe('migrate', () => {
 
   it('leaves the dispatch trigger deferred to commit', async () => {
     const { rows } = await pool.query<{ tgdeferrable: boolean; tginitdeferred: boolean }>(
-      `SELECT tgdeferrable, tginitdeferred FROM pg_trigger WHERE tgname = 'messages_dispatch' AND tgrelid = 'messages'::regclass`,
+      `SELECT tgdeferrable, tginitdeferred FROM pg_trigger WHERE tgname = 'messages_dispatch' AND tgrelid = 'cablecar.messages'::regclass`,
     );
     expect(rows).toEqual([{ tgdeferrable: true, tginitdeferred: true }]);
   });
@@ -133,7 +135,7 @@ describe('publish', () => {
     expect(results.every((r) => r.seq === 2)).toBe(true);
     expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
 
-    const { rows } = await pool.query('SELECT seq FROM messages WHERE channel = $1', ['idem-race']);
+    const { rows } = await pool.query('SELECT seq FROM cablecar.messages WHERE channel = $1', ['idem-race']);
     expect(rows.map((r) => Number(r.seq)).sort()).toEqual([1, 2]);
     // The losers' inserts were rolled back with their seq: the next message is 3.
     expect(await store.lastSeq('idem-race')).toBe(2);
@@ -231,7 +233,7 @@ describe('when the database cannot be reached', () => {
     await blocker.connect();
     try {
       await blocker.query('BEGIN');
-      await blocker.query('SELECT * FROM channels WHERE name = $1 FOR UPDATE', ['killed']);
+      await blocker.query('SELECT * FROM cablecar.channels WHERE name = $1 FOR UPDATE', ['killed']);
       const victimPool = newPool(postgres.url, { max: 1 });
       const pending = messageStore(victimPool).publish('killed', '{"n":"lost"}').catch((e: unknown) => e);
 
@@ -239,7 +241,7 @@ describe('when the database cannot be reached', () => {
       for (let i = 0; i < 100 && pid === undefined; i++) {
         // Asked outside the blocker's transaction: pg_stat_activity is a snapshot per transaction.
         const { rows } = await pool.query<{ pid: number }>(
-          `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO channels%'`,
+          `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO cablecar.channels%'`,
         );
         pid = rows[0]?.pid;
         if (pid === undefined) await new Promise((resolve) => setTimeout(resolve, 20));

@@ -107,13 +107,13 @@ describe('what the current code writes, version 1 can read', () => {
     expect(v1Rules.subscriptionItem.safeParse({ ...subscriptionItem, ttl: undefined }).success).toBe(false);
   });
 
-  it('dispatches events (cablecar_dispatch_event) that pass the version-1 reader rules', async () => {
+  it('dispatches events (cablecar.dispatch_event) that pass the version-1 reader rules', async () => {
     const pool = createPool({ connectionString: postgres.url });
     try {
       const published = await messageStore(pool).publish('room-current', JSON.stringify({ b: 1, a: [true, null] }));
       const client = new pg.Client({ connectionString: postgres.url });
       await client.connect();
-      const { rows } = await client.query('SELECT cablecar_dispatch_event($1) AS event', [published.id]);
+      const { rows } = await client.query('SELECT cablecar.dispatch_event($1) AS event', [published.id]);
       await client.end();
       const event = rows[0].event;
       expect(v1Rules.dispatchEvent.safeParse(event).error).toBeUndefined();

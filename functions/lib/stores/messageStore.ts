@@ -23,7 +23,7 @@ const UNIQUE_VIOLATION = '23505';
 export function messageStore(pool: pg.Pool) {
   async function findByIdempotencyKey(channel: string, key: string): Promise<PublishedMessage | undefined> {
     const { rows } = await pool.query<{ id: string; seq: string }>(
-      'SELECT id, seq FROM messages WHERE channel = $1 AND idempotency_key = $2',
+      'SELECT id, seq FROM cablecar.messages WHERE channel = $1 AND idempotency_key = $2',
       [channel, key],
     );
     const row = rows[0];
@@ -44,11 +44,11 @@ export function messageStore(pool: pg.Pool) {
         try {
           const { rows } = await pool.query<{ id: string; seq: string }>(
             `WITH next AS (
-               INSERT INTO channels (name, last_seq) VALUES ($1, 1)
+               INSERT INTO cablecar.channels (name, last_seq) VALUES ($1, 1)
                ON CONFLICT (name) DO UPDATE SET last_seq = channels.last_seq + 1
                RETURNING last_seq
              )
-             INSERT INTO messages (channel, seq, data, idempotency_key)
+             INSERT INTO cablecar.messages (channel, seq, data, idempotency_key)
              SELECT $1, last_seq, $2::json, $3 FROM next
              RETURNING id, seq`,
             [channel, dataJson, idempotencyKey ?? null],
@@ -70,7 +70,7 @@ export function messageStore(pool: pg.Pool) {
     history(channel: string, after: number, limit: number): Promise<HistoryPage> {
       return withDatabase(async () => {
         const { rows } = await pool.query<{ message: Message }>(
-          `SELECT cablecar_message_json(m) AS message FROM messages m
+          `SELECT cablecar.message_json(m) AS message FROM cablecar.messages m
            WHERE m.channel = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`,
           [channel, after, limit + 1],
         );
@@ -81,7 +81,7 @@ export function messageStore(pool: pg.Pool) {
     /** The channel's newest seq, 0 for a channel that has none. */
     lastSeq(channel: string): Promise<number> {
       return withDatabase(async () => {
-        const { rows } = await pool.query<{ last_seq: string }>('SELECT last_seq FROM channels WHERE name = $1', [channel]);
+        const { rows } = await pool.query<{ last_seq: string }>('SELECT last_seq FROM cablecar.channels WHERE name = $1', [channel]);
         return rows[0] ? Number(rows[0].last_seq) : 0;
       });
     },
