@@ -35,7 +35,7 @@ afterAll(async () => {
 
 const seqs = (page: { messages: Array<{ seq: number }> }) => page.messages.map((m) => m.seq);
 /** Every file of infra/sql/migrations, in order. */
-const MIGRATIONS = ['001_messages.sql', '002_cablecar_schema.sql'];
+const MIGRATIONS = ['001_messages.sql', '002_cablecar_schema.sql', '003_sql_publish.sql'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 describe('migrate', () => {
@@ -110,8 +110,12 @@ describe('publish', () => {
   it('stores a message once per idempotency key and answers a repeat with the first id and seq', async () => {
     const first = await store.publish('idem', '{"n":1}', 'key-1');
     expect(first).toEqual({ id: expect.stringMatching(UUID), channel: 'idem', seq: 1, duplicate: false });
-    const again = await store.publish('idem', '{"n":"different data, same key"}', 'key-1');
+    const again = await store.publish('idem', '{ "n" : 1 }', 'key-1'); // the same JSON value, spaced differently
     expect(again).toEqual({ ...first, duplicate: true });
+    const reused = await store.publish('idem', '{"n":"different data, same key"}', 'key-1').catch((e: unknown) => e);
+    expect(reused).toBeInstanceOf(CablecarError);
+    expect(reused).toMatchObject({ code: 'idempotency_key_reused', httpStatus: 422, retryable: false });
+    expect((reused as Error).message).toMatch(/idempotency key "key-1" was already used on channel "idem" with different data/);
 
     // The repeat took no seq; another key and no key are new messages.
     expect(await store.publish('idem', '{"n":2}', 'key-2')).toMatchObject({ seq: 2, duplicate: false });
@@ -125,10 +129,10 @@ describe('publish', () => {
     expect(elsewhere.id).not.toBe(first.id);
   });
 
-  it('stores a message once when 20 publishes with one idempotency key race', async () => {
+  it('stores a message once when 20 publishes with one idempotency key race, and says exactly which one stored it', async () => {
     await store.publish('idem-race', '{"before":true}');
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => store.publish('idem-race', JSON.stringify({ i }), 'same-key')),
+      Array.from({ length: 20 }, () => store.publish('idem-race', '{"same":"data"}', 'same-key')),
     );
     const ids = new Set(results.map((r) => r.id));
     expect(ids.size).toBe(1);
@@ -137,9 +141,22 @@ describe('publish', () => {
 
     const { rows } = await pool.query('SELECT seq FROM cablecar.messages WHERE channel = $1', ['idem-race']);
     expect(rows.map((r) => Number(r.seq)).sort()).toEqual([1, 2]);
-    // The losers' inserts were rolled back with their seq: the next message is 3.
+    // The losers took no seq: the next message is 3.
     expect(await store.lastSeq('idem-race')).toBe(2);
     expect((await store.publish('idem-race', '{"after":true}')).seq).toBe(3);
+  });
+
+  it('when 10 publishes with one key but different data race, one is stored and the others are refused (422)', async () => {
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => store.publish('idem-race-different', JSON.stringify({ i }), 'one-key')),
+    );
+    const stored = results.filter((r) => r.status === 'fulfilled');
+    expect(stored).toHaveLength(1);
+    expect(stored[0]!.value).toMatchObject({ seq: 1, duplicate: false });
+    for (const refused of results.filter((r) => r.status === 'rejected')) {
+      expect(refused.reason).toMatchObject({ code: 'idempotency_key_reused', httpStatus: 422 });
+    }
+    expect(await store.lastSeq('idem-race-different')).toBe(1);
   });
 });
 
@@ -241,7 +258,7 @@ describe('when the database cannot be reached', () => {
       for (let i = 0; i < 100 && pid === undefined; i++) {
         // Asked outside the blocker's transaction: pg_stat_activity is a snapshot per transaction.
         const { rows } = await pool.query<{ pid: number }>(
-          `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO cablecar.channels%'`,
+          `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cablecar.publish%'`,
         );
         pid = rows[0]?.pid;
         if (pid === undefined) await new Promise((resolve) => setTimeout(resolve, 20));

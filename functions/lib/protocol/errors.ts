@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'invalid_body'
   | 'invalid_query'
   | 'payload_too_large'
+  | 'idempotency_key_reused'
   | 'not_connected'
   | 'unavailable'
   | 'internal_error';
