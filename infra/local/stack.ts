@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import pg from 'pg';
 import { migrate } from '../migrate.js';
 import { startDispatchBridge, type DispatchBridge } from './dispatchBridge.js';
 import { startEmbeddedDynamodb } from './embeddedDynamodb.js';
@@ -27,7 +28,13 @@ export interface LocalStack {
   httpUrl: string;
   websocketUrl: string;
   lambdaUrl: string;
+  /** cablecar's own connection (the owner of schema cablecar), as the functions use it. */
   databaseUrl: string;
+  /**
+   * The one an application uses: role `cablecar_app`, a member of `cablecar_publisher` that may
+   * also create its own tables in public, so an app can publish from its transactions and triggers.
+   */
+  appDatabaseUrl: string;
   dynamodbUrl: string;
   tableName: string;
   /** Waits until the bridge has dispatched everything it was told about. */
@@ -97,6 +104,28 @@ function stopProcessGroup(child: ChildProcess, timeoutMs = 5000): Promise<void> 
   });
 }
 
+const APP_ROLE = 'cablecar_app';
+
+/**
+ * The local stand-in for an application's own database user: it may publish (cablecar_publisher)
+ * and keep its own tables in public, nothing more. Local only: a fixed password, 127.0.0.1.
+ */
+async function ensureAppRole(databaseUrl: string): Promise<string> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_ROLE]);
+    if (!rowCount) await client.query(`CREATE ROLE ${APP_ROLE} LOGIN PASSWORD '${APP_ROLE}' IN ROLE cablecar_publisher`);
+    await client.query(`GRANT CREATE, USAGE ON SCHEMA public TO ${APP_ROLE}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(databaseUrl);
+  url.username = APP_ROLE;
+  url.password = APP_ROLE;
+  return url.toString();
+}
+
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const { dataDir, stage = 'local', log = () => {}, logLevel = 'INFO' } = options;
   const cleanup: Array<() => Promise<void>> = [];
@@ -123,6 +152,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     cleanup.push(() => postgres.stop());
     const databaseUrl = await postgres.ensureDatabase('cablecar');
     await migrate(databaseUrl, { kind: 'local' }, (line) => log('migrate', line));
+    const appDatabaseUrl = await ensureAppRole(databaseUrl);
 
     const tableName = `cablecar-${stage}`;
     const dynamodb = await startEmbeddedDynamodb({ port: options.dynamodbPort, tableName });
@@ -207,6 +237,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       websocketUrl,
       lambdaUrl,
       databaseUrl,
+      appDatabaseUrl,
       dynamodbUrl,
       tableName,
       dispatchIdle: () => bridge.idle(),

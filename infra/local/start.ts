@@ -39,7 +39,8 @@ cablecar is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
   HTTP API     ${stack.httpUrl}   POST/GET /channels/{channel}/messages
   WebSocket    ${stack.websocketUrl}
   Lambda       ${stack.lambdaUrl}   (the dispatch bridge invokes fanout here)
-  PostgreSQL   ${stack.databaseUrl}
+  PostgreSQL   ${stack.appDatabaseUrl}   your app's database: publish with cablecar.publish() / cablecar.broadcast_changes()
+               (cablecar's own role, for migrations and inspection: ${stack.databaseUrl})
   DynamoDB     ${stack.dynamodbUrl}   table ${stack.tableName}
 
 Try it — in one terminal (a WebSocket client subscribed to room-1):
