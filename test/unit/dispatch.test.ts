@@ -1,41 +1,19 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../functions/lib/stores/database.js';
 import { parseDispatchEvent } from '../../functions/lib/protocol/dispatchEvent.js';
 import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
 import { migrate, renderDispatchSql, type DispatchVariant } from '../../infra/migrate.js';
-import { startPostgres, type TestPostgres } from '../support/databases.js';
+import { postgresForThisFile } from '../support/databases.js';
 
 /**
  * The commit-time dispatch of a stored message, in both variants of cablecar_dispatch, on a real
  * PostgreSQL: the local one (pg_notify of the id) and the AWS one (aws_lambda.invoke), the latter
  * with the aws_lambda extension stood in for by a recording function.
  */
-let postgres: TestPostgres;
-const pools: pg.Pool[] = [];
-const clients: pg.Client[] = [];
+const running = postgresForThisFile();
+const connect = running.connect;
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-});
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.end().catch(() => {})));
-  await Promise.all(pools.map((p) => p.end()));
-  await postgres?.stop();
-});
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  clients.push(client);
-  return client;
-}
-
-function storeFor(url: string): MessageStore {
-  const pool = createPool({ connectionString: url });
-  pools.push(pool);
-  return messageStore(pool);
-}
+const storeFor = (url: string): MessageStore => messageStore(running.pool(url));
 
 async function waitFor<T>(what: string, read: () => T | undefined, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -66,9 +44,9 @@ describe('local dispatch variant: pg_notify on cablecar_dispatch', () => {
   const notified: Array<{ channel: string; payload: string | undefined }> = [];
 
   beforeAll(async () => {
-    await migrate(postgres.url, { kind: 'local' });
-    store = storeFor(postgres.url);
-    listener = await connect(postgres.url);
+    await migrate(running.postgres.url, { kind: 'local' });
+    store = storeFor(running.postgres.url);
+    listener = await connect(running.postgres.url);
     listener.on('notification', (n) => notified.push({ channel: n.channel, payload: n.payload }));
     await listener.query('LISTEN cablecar_dispatch');
   });
@@ -85,7 +63,7 @@ describe('local dispatch variant: pg_notify on cablecar_dispatch', () => {
   });
 
   it('notifies at commit and not for an insert that is rolled back', async () => {
-    const writer = await connect(postgres.url);
+    const writer = await connect(running.postgres.url);
     await writer.query('BEGIN');
     const rolledBack = await insertInTransaction(writer, 'notify-tx', { fate: 'rolled back' });
     await writer.query('ROLLBACK');
@@ -177,7 +155,7 @@ describe('AWS dispatch variant, with the aws_lambda extension stood in for by a 
       .rows;
 
   beforeAll(async () => {
-    url = await postgres.createDatabase('cablecar_aws');
+    url = await running.postgres.createDatabase('cablecar_aws');
     db = await connect(url);
     await db.query(AWS_LAMBDA_STAND_IN);
     store = storeFor(url);

@@ -1,11 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../functions/lib/stores/database.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { messageStore } from '../../functions/lib/stores/messageStore.js';
 import { migrate } from '../../infra/migrate.js';
-import { startPostgres, type TestPostgres } from '../support/databases.js';
+import { postgresForThisFile } from '../support/databases.js';
 
 /**
  * Migration 002 on a real PostgreSQL: a database in the layout before schema `cablecar` (tables and
@@ -13,25 +12,8 @@ import { startPostgres, type TestPostgres } from '../support/databases.js';
  * schema; the version still serving during the release keeps working through the compatibility
  * views; and a fresh install beside an application's own `messages` table leaves that table alone.
  */
-let postgres: TestPostgres;
-const clients: pg.Client[] = [];
-const pools: pg.Pool[] = [];
-
-beforeAll(async () => {
-  postgres = await startPostgres();
-});
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.end().catch(() => {})));
-  await Promise.all(pools.map((p) => p.end()));
-  await postgres?.stop();
-});
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  clients.push(client);
-  return client;
-}
+const running = postgresForThisFile();
+const connect = running.connect;
 
 /** What the runner before the schema move left in a database, frozen: 001 in public, the local dispatch. */
 async function createOldLayout(db: pg.Client): Promise<void> {
@@ -95,7 +77,7 @@ describe('a database in the layout before schema cablecar, with data', () => {
   const oldIds: string[] = [];
 
   beforeAll(async () => {
-    url = await postgres.createDatabase('old_layout');
+    url = await running.postgres.createDatabase('old_layout');
     db = await connect(url);
     await createOldLayout(db);
     for (let n = 1; n <= 3; n++) oldIds.push((await versionOne.publish(db, 'room-old', JSON.stringify({ n }))).rows[0]!.id);
@@ -129,8 +111,7 @@ describe('a database in the layout before schema cablecar, with data', () => {
   });
 
   it('keeps each channel seq: the next publish is 4, and the dispatch fires at commit', async () => {
-    const pool = createPool({ connectionString: url });
-    pools.push(pool);
+    const pool = running.pool(url);
     const published = await messageStore(pool).publish('room-old', '{"n":4}');
     expect(published.seq).toBe(4);
     await expect.poll(() => notified.includes(published.id)).toBe(true);
@@ -176,7 +157,7 @@ const to = (result: pg.QueryResult) => Object.values(result.rows[0]!)[0];
 
 describe('a fresh install into an application database that has its own messages and channels tables', () => {
   it('creates everything in cablecar and leaves the application tables (and public) untouched', async () => {
-    const url = await postgres.createDatabase('app_database');
+    const url = await running.postgres.createDatabase('app_database');
     const db = await connect(url);
     await db.query(`CREATE TABLE messages (id serial PRIMARY KEY, body text); CREATE TABLE channels (slug text PRIMARY KEY)`);
     await db.query(`INSERT INTO messages (body) VALUES ('an application message')`);
@@ -189,8 +170,7 @@ describe('a fresh install into an application database that has its own messages
     expect(await functionsIn(db, 'public')).toEqual([]);
     expect((await db.query('SELECT body FROM public.messages')).rows).toEqual([{ body: 'an application message' }]);
 
-    const pool = createPool({ connectionString: url });
-    pools.push(pool);
+    const pool = running.pool(url);
     expect((await messageStore(pool).publish('room-app', '{"n":1}')).seq).toBe(1);
     expect(to(await db.query('SELECT count(*)::int FROM public.messages'))).toBe(1);
   });

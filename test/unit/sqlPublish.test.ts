@@ -1,11 +1,10 @@
 import fc from 'fast-check';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { CHANNEL_NAME_PATTERN, MAX_OUTBOUND_FRAME_BYTES, outboundFrameBytes } from '../../functions/lib/protocol/protocol.js';
-import { createPool } from '../../functions/lib/stores/database.js';
 import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
 import { migrate } from '../../infra/migrate.js';
-import { startPostgres, type TestPostgres } from '../support/databases.js';
+import { postgresForThisFile } from '../support/databases.js';
 
 /**
  * cablecar.publish() and cablecar.broadcast_changes() called from applications' own transactions,
@@ -13,41 +12,26 @@ import { startPostgres, type TestPostgres } from '../support/databases.js';
  * if its transaction commits; refusals are SQL errors with their own SQLSTATE; the publisher role
  * can publish and do nothing else.
  */
-let postgres: TestPostgres;
+const running = postgresForThisFile();
+const postgres = () => running.postgres;
+const connect = running.connect;
 let store: MessageStore;
 let admin: pg.Client;
 let appUrl: string;
-const clients: pg.Client[] = [];
-const pools: pg.Pool[] = [];
 const notified: string[] = [];
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  await migrate(postgres.url, { kind: 'local' });
-  const pool = createPool({ connectionString: postgres.url, max: 4 });
-  pools.push(pool);
-  store = messageStore(pool);
-  admin = await connect(postgres.url);
-  const listener = await connect(postgres.url);
+  await migrate(postgres().url, { kind: 'local' });
+  store = messageStore(running.pool(postgres().url, { max: 4 }));
+  admin = await connect(postgres().url);
+  const listener = await connect(postgres().url);
   listener.on('notification', (n) => notified.push(n.payload!));
   await listener.query('LISTEN cablecar_dispatch');
   // An application's login role: a member of cablecar_publisher, with a schema of its own.
   await admin.query(`CREATE ROLE shop LOGIN PASSWORD 'shop' IN ROLE cablecar_publisher`);
   await admin.query('CREATE SCHEMA shop AUTHORIZATION shop');
-  appUrl = `postgres://shop:shop@127.0.0.1:${postgres.port}/cablecar`;
+  appUrl = `postgres://shop:shop@127.0.0.1:${postgres().port}/cablecar`;
 });
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.end().catch(() => {})));
-  await Promise.all(pools.map((p) => p.end()));
-  await postgres?.stop();
-});
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  clients.push(client);
-  return client;
-}
 
 const app = () => connect(appUrl);
 
@@ -353,7 +337,7 @@ describe('grants', () => {
 
   it('a role that is not a publisher cannot publish', async () => {
     await admin.query(`CREATE ROLE stranger LOGIN PASSWORD 'stranger'`);
-    const db = await connect(`postgres://stranger:stranger@127.0.0.1:${postgres.port}/cablecar`);
+    const db = await connect(`postgres://stranger:stranger@127.0.0.1:${postgres().port}/cablecar`);
     expect((await sqlError(db, `SELECT cablecar.publish('grants', '{}')`)).code).toBe('42501');
   });
 

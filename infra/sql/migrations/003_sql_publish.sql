@@ -92,14 +92,6 @@ BEGIN
       USING ERRCODE = 'CC002';
   END IF;
 
-  IF idempotency_key IS NOT NULL THEN
-    -- A retry of a committed publish answers at once, without waiting for the channel's lock.
-    RETURN QUERY SELECT * FROM cablecar.published_with_key(channel, data, idempotency_key);
-    IF FOUND THEN
-      RETURN;
-    END IF;
-  END IF;
-
   -- The channel's row lock serialises its publishers until this transaction ends: seq is taken in
   -- commit order, a rollback (of the transaction or a savepoint) gives its seq back, so seq has no
   -- gaps and no duplicates.
@@ -107,7 +99,8 @@ BEGIN
   PERFORM FROM cablecar.channels c WHERE c.name = publish.channel FOR UPDATE;
 
   IF idempotency_key IS NOT NULL THEN
-    -- A publisher with the same key may have committed while this one waited for the lock.
+    -- Looked up under the lock, so a publisher with the same key that committed while this one
+    -- waited is seen, and two cannot both store.
     RETURN QUERY SELECT * FROM cablecar.published_with_key(channel, data, idempotency_key);
     IF FOUND THEN
       RETURN;
