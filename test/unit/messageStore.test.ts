@@ -160,6 +160,20 @@ describe('publish', () => {
   });
 });
 
+describe('refusals of cablecar.publish, as the HTTP API reports them', () => {
+  it.each([
+    ['an invalid channel name', 'no spaces', '{}', undefined, { code: 'invalid_channel', httpStatus: 400 }, /invalid channel name "no spaces"/],
+    ['a frame over 128 KB', 'big', JSON.stringify('x'.repeat(131_072)), undefined, { code: 'payload_too_large', httpStatus: 413 }, /limited to 131072 bytes/],
+    ['an idempotency key over 200 characters', 'keyed', '{}', 'k'.repeat(201), { code: 'invalid_body', httpStatus: 400 }, /1-200 characters/],
+  ])('%s is a CablecarError with its code and status, and stores nothing', async (_, channel, dataJson, key, expected, message) => {
+    const error = await store.publish(channel, dataJson, key).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CablecarError);
+    expect(error).toMatchObject({ ...expected, retryable: false });
+    expect((error as Error).message).toMatch(message);
+    expect(await store.lastSeq(channel)).toBe(0);
+  });
+});
+
 describe('history and lastSeq', () => {
   beforeAll(async () => {
     for (let n = 1; n <= 5; n++) {
@@ -223,7 +237,13 @@ describe('when the database cannot be reached', () => {
   it.each(['127.0.0.1', 'localhost'])('publish, history and lastSeq throw unavailable (503, retryable) for a closed port on %s', async (host) => {
     const closedPort = await freePort();
     const down = messageStore(newPool(`postgres://cablecar:cablecar@${host}:${closedPort}/cablecar`, { connectTimeoutMs: 1000 }));
-    for (const attempt of [() => down.publish('down', '{"n":1}'), () => down.history('down', 0, 10), () => down.lastSeq('down')]) {
+    const attempts = [
+      () => down.publish('down', '{"n":1}'),
+      () => down.publish('down', '{"n":1}', 'with-a-key'), // a transaction of its own
+      () => down.history('down', 0, 10),
+      () => down.lastSeq('down'),
+    ];
+    for (const attempt of attempts) {
       const error = await attempt().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(CablecarError);
       expect(error).toMatchObject({ code: 'unavailable', httpStatus: 503, retryable: true });
