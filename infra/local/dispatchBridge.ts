@@ -3,7 +3,7 @@ import pg from 'pg';
 
 /**
  * Stands in for RDS's aws_lambda extension, and nothing else: LISTENs for the ids that the local
- * variant of cablecar_dispatch NOTIFYs, reads each message's dispatch event with the same SQL
+ * variant of cablecar.dispatch NOTIFYs, reads each message's dispatch event with the same SQL
  * function the AWS variant sends, and invokes the fanout function's `live` alias through the local
  * Lambda endpoint.
  *

@@ -6,7 +6,7 @@ import { migrate, renderDispatchSql, type DispatchVariant } from '../../infra/mi
 import { postgresForThisFile } from '../support/databases.js';
 
 /**
- * The commit-time dispatch of a stored message, in both variants of cablecar_dispatch, on a real
+ * The commit-time dispatch of a stored message, in both variants of cablecar.dispatch, on a real
  * PostgreSQL: the local one (pg_notify of the id) and the AWS one (aws_lambda.invoke), the latter
  * with the aws_lambda extension stood in for by a recording function.
  */
@@ -38,7 +38,7 @@ async function insertInTransaction(client: pg.Client, channel: string, data: unk
   return rows[0]!.id;
 }
 
-describe('local dispatch variant: pg_notify on cablecar_dispatch', () => {
+describe('local dispatch variant: cablecar.dispatch NOTIFYs on cablecar_dispatch', () => {
   let store: MessageStore;
   let listener: pg.Client;
   const notified: Array<{ channel: string; payload: string | undefined }> = [];
