@@ -193,6 +193,16 @@ describe('cablecar.publish in an application transaction', () => {
     expect(order).toEqual(stored.map((m) => m.id));
     expect(notified.some((id) => rolledBack.includes(id))).toBe(false);
   });
+  it('under REPEATABLE READ, a publish racing a committed one on the same channel fails with 40001 (retry), storing nothing', async () => {
+    const [a, b] = [await app(), await app()];
+    await a.query(`SELECT cablecar.publish('rr-room', '{"n":1}')`);
+    await a.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await a.query('SELECT 1'); // the snapshot is taken here
+    await b.query(`SELECT cablecar.publish('rr-room', '{"n":2}')`);
+    expect((await sqlError(a, `SELECT cablecar.publish('rr-room', '{"n":3}')`)).code).toBe('40001');
+    await a.query('ROLLBACK');
+    expect((await messagesOf('rr-room')).map((m) => m.data)).toEqual([{ n: 1 }, { n: 2 }]);
+  });
 });
 
 describe('one rule in SQL and in TypeScript', () => {
