@@ -206,7 +206,8 @@ describe('releases', () => {
     const throttles = alarms.get('ThrottlesAlarm');
     const watched = throttles.Metrics.filter((query: Json) => query.MetricStat);
     expect(watched.map((query: Json) => query.MetricStat.Metric.MetricName)).toEqual(FUNCTIONS.map(() => 'Throttles'));
-    expect(watched.map((query: Json) => dimensions(query.MetricStat.Metric).ExecutedVersion)).toEqual(FUNCTIONS.map(newVersion));
+    const byId = (versions: Json[]) => versions.map((version) => version['Fn::GetAtt'][0]).sort();
+    expect(byId(watched.map((query: Json) => dimensions(query.MetricStat.Metric).ExecutedVersion))).toEqual(byId(FUNCTIONS.map(newVersion)));
     expect(throttles.Metrics.filter((query: Json) => query.ReturnData)).toHaveLength(1);
 
     // The alarms must already follow the new version when CodeDeploy starts shifting.

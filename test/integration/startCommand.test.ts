@@ -54,15 +54,6 @@ function withoutJwtSecret(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return rest;
 }
 
-/** `npm run token -- …` beside the stack (same data folder), as a user runs it. */
-function mintWithTokenCommand(...args: string[]): string {
-  return execFileSync(process.execPath, ['--import', 'tsx', 'infra/local/token.ts', ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...withoutJwtSecret(process.env), CABLECAR_DATA_DIR: dataDir },
-  }).trim();
-}
-
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 async function interrupt(child: ChildProcess): Promise<number | null> {
@@ -128,11 +119,8 @@ it('prints its URLs, keeps history across a restart, and stops every process on 
     messages: Array<{ data: unknown }>;
   };
   expect(history.messages.map((m) => m.data)).toEqual(['survives a restart']);
-  // npm run token signs with the same secret, and grants only what it is asked for.
-  const readerOfKept = mintWithTokenCommand('--sub', 'reader', '--subscribe', 'kept', '--ttl', '5m');
-  expect((await fetch(`${httpUrl}/channels/kept/messages`, { headers: bearer(readerOfKept) })).status).toBe(200);
-  expect((await fetch(`${httpUrl}/channels/other/messages`, { headers: bearer(readerOfKept) })).status).toBe(403);
-  expect((await post(bearer(readerOfKept))).status).toBe(403);
   expect(await interrupt(second.child)).toBe(0);
   await expectNothingLeft();
-});
+  // Two cold starts of the whole stack (each allowed 120 s by start()) and two stops: the
+  // integration default of 60 s is one start's worth on a busy machine.
+}, 240_000);
