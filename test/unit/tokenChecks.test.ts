@@ -141,3 +141,17 @@ describe('HTTP channel authorization (middleware)', () => {
     }
   });
 });
+
+describe('$connect without the authorizer\'s claims', () => {
+  it('is refused with 401 before anything is stored (the route deployed without its authorizer)', async () => {
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true); // its error log line
+    try {
+      const { handler } = await import('../../functions/ws/connect.js');
+      // No store is configured here: reaching one would throw instead of answering 401.
+      const event = { requestContext: { connectionId: 'c-1', routeKey: '$connect', eventType: 'CONNECT' } };
+      expect(await handler(event as never, {} as Context)).toEqual({ statusCode: 401 });
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+});
