@@ -28,19 +28,23 @@ const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
-let cached: Config | undefined;
-
-/** Reads and validates the environment on first use; a missing variable fails loudly at cold start. */
-export function config(): Config {
-  if (!cached) {
-    const parsed = configSchema.safeParse(process.env);
-    if (!parsed.success) {
-      throw new Error(`cablecar configuration is invalid: ${z.prettifyError(parsed.error)}`);
+/**
+ * A reader of one group of settings: parses and validates the environment on first use, so a
+ * missing or malformed variable fails loudly at cold start, and keeps the result.
+ */
+function settings<T extends z.ZodType>(schema: T, what: string): () => z.infer<T> {
+  let cached: z.infer<T> | undefined;
+  return () => {
+    if (cached === undefined) {
+      const parsed = schema.safeParse(process.env);
+      if (!parsed.success) throw new Error(`${what} is invalid: ${z.prettifyError(parsed.error)}`);
+      cached = parsed.data;
     }
-    cached = parsed.data;
-  }
-  return cached;
+    return cached!;
+  };
 }
+
+export const config: () => Config = settings(configSchema, 'cablecar configuration');
 
 /** An unset variable and one that serverless.yml set to '' (a stage parameter left empty) mean the same. */
 const optional = <T extends z.ZodType>(schema: T) =>
@@ -70,15 +74,4 @@ const tokenConfigSchema = z
 
 export type TokenConfig = z.infer<typeof tokenConfigSchema>;
 
-let cachedTokenConfig: TokenConfig | undefined;
-
-export function tokenConfig(): TokenConfig {
-  if (!cachedTokenConfig) {
-    const parsed = tokenConfigSchema.safeParse(process.env);
-    if (!parsed.success) {
-      throw new Error(`cablecar token configuration is invalid: ${z.prettifyError(parsed.error)}`);
-    }
-    cachedTokenConfig = parsed.data;
-  }
-  return cachedTokenConfig;
-}
+export const tokenConfig: () => TokenConfig = settings(tokenConfigSchema, 'cablecar token configuration');

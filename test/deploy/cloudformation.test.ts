@@ -39,7 +39,7 @@ async function packageStage(packageDir: string): Promise<void> {
     AWS_SHARED_CREDENTIALS_FILE: join(packageDir, 'no-credentials'),
     AWS_CONFIG_FILE: join(packageDir, 'no-config'),
   };
-  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'WEBSOCKET_API_ENDPOINT']) delete env[name];
+  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'WEBSOCKET_API_ENDPOINT', 'JWT_SECRET_ARN', 'CABLECAR_JWT_SECRET']) delete env[name];
   const cli = join(ROOT, 'node_modules', 'serverless', 'bin', 'serverless.js');
   const child = spawn(process.execPath, [cli, 'package', '--stage', STAGE, '--package', packageDir], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
