@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { migrate } from '../migrate.js';
+import { loadOrCreateJwtSecret, mintDevToken, type DevTokenClaims } from './devTokens.js';
 import { startDispatchBridge, type DispatchBridge } from './dispatchBridge.js';
 import { startEmbeddedDynamodb } from './embeddedDynamodb.js';
 import { startEmbeddedPostgres } from './embeddedPostgres.js';
@@ -20,6 +21,8 @@ export interface LocalStackOptions {
   postgresPort: number;
   dynamodbPort: number;
   stage?: string;
+  /** The HS256 token secret; default CABLECAR_JWT_SECRET, else one generated into `dataDir` and kept there. */
+  jwtSecret?: string;
   log?: (source: string, line: string) => void;
   logLevel?: string;
 }
@@ -37,6 +40,10 @@ export interface LocalStack {
   appDatabaseUrl: string;
   dynamodbUrl: string;
   tableName: string;
+  /** The HS256 secret the functions verify tokens with. */
+  jwtSecret: string;
+  /** A token signed with that secret: full access (`*`) for an hour unless `claims` say otherwise. */
+  mintToken(claims?: DevTokenClaims): Promise<string>;
   /** Waits until the bridge has dispatched everything it was told about. */
   dispatchIdle(): Promise<void>;
   /** Stops / starts PostgreSQL alone, to exercise what happens while it is down. */
@@ -144,6 +151,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   };
 
   try {
+    const jwtSecret = options.jwtSecret ?? (await loadOrCreateJwtSecret(dataDir));
     const postgres = await startEmbeddedPostgres({
       dataDir,
       port: options.postgresPort,
@@ -191,6 +199,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           DATABASE_URL: databaseUrl,
           DYNAMODB_ENDPOINT: dynamodbUrl,
           WEBSOCKET_API_ENDPOINT: `http://127.0.0.1:${options.websocketPort}`,
+          // Tokens are verified with this secret here; JWT_SECRET_ARN set empty keeps serverless.yml
+          // from resolving the stack's Secrets Manager secret (README, "Who may do what").
+          CABLECAR_JWT_SECRET: jwtSecret,
+          JWT_SECRET_ARN: '',
           LOG_LEVEL: logLevel,
           POWERTOOLS_LOG_LEVEL: logLevel,
           POWERTOOLS_METRICS_DISABLED: 'true', // nobody reads CloudWatch's log format here
@@ -240,6 +252,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       appDatabaseUrl,
       dynamodbUrl,
       tableName,
+      jwtSecret,
+      mintToken: (claims) => mintDevToken(jwtSecret, claims),
       dispatchIdle: () => bridge.idle(),
       stopDatabase: () => postgres.stop(),
       startDatabase: () => postgres.start(),

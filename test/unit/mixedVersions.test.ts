@@ -93,7 +93,9 @@ describe('the current code reads what version 1 wrote', () => {
 describe('what the current code writes, version 1 can read', () => {
   it('stores connection and subscription items that pass the version-1 reader rules', async () => {
     const connections = connectionStore(dynamo.tableRef, { ttlSeconds: 7800 });
-    const connection = await connections.add('current-conn-1');
+    // As $connect stores it now: with the token holder and its expiry, attributes version 1 ignores.
+    const connection = await connections.add('current-conn-1', { sub: 'alice', tokenExpiresAt: nowSeconds() + 900 });
+    expect(await connections.get('current-conn-1')).toMatchObject({ sub: 'alice', tokenExpiresAt: expect.any(Number) });
     await subscriptionStore(dynamo.tableRef).add('room-current', 'current-conn-1', connection.ttl);
 
     const get = async (pk: string, sk: string) =>
@@ -102,6 +104,7 @@ describe('what the current code writes, version 1 can read', () => {
     const subscriptionItem = await get(channelKey('room-current'), connectionKey('current-conn-1'));
 
     expect(v1Rules.connectionItem.safeParse(connectionItem).error).toBeUndefined();
+    expect(connectionItem).toMatchObject({ v: 1, sub: 'alice' });
     expect(v1Rules.subscriptionItem.safeParse(subscriptionItem).error).toBeUndefined();
     // The rules can fail: an item without its expiry is refused.
     expect(v1Rules.subscriptionItem.safeParse({ ...subscriptionItem, ttl: undefined }).success).toBe(false);

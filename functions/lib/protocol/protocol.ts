@@ -57,7 +57,7 @@ export type ServerFrame =
   | { type: 'subscribed'; channel: string; seq: number }
   | { type: 'unsubscribed'; channel: string }
   | { type: 'pong' }
-  | { type: 'error'; code: ErrorCode; message: string };
+  | { type: 'error'; code: ErrorCode; message: string; channel?: string };
 
 export const messageFrame = (message: Message): ServerFrame => ({
   type: 'message',
@@ -68,7 +68,12 @@ export const messageFrame = (message: Message): ServerFrame => ({
   publishedAt: message.publishedAt,
 });
 
-export const errorFrame = (code: ErrorCode, message: string): ServerFrame => ({ type: 'error', code, message });
+export const errorFrame = (code: ErrorCode, message: string, channel?: string): ServerFrame => ({
+  type: 'error',
+  code,
+  message,
+  ...(channel === undefined ? {} : { channel }),
+});
 
 /** Parses a client frame's text; malformed JSON and oversize frames become protocol errors. */
 export function parseClientFrame(body: string | undefined | null): Record<string, unknown> {
