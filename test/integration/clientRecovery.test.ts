@@ -1,13 +1,16 @@
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type Client, type ClientError } from '../../client/src/index.js';
+import { mintDevToken } from '../../infra/local/devTokens.js';
 import { startHostileProxy, type HostileProxy } from '../support/hostileProxy.js';
 import { publish, startTestStack, type TestStack } from '../support/localStack.js';
 
 /**
  * The client package against the real local stack, through a hostile proxy that drops, duplicates
  * and reorders message frames and cuts every socket after a second or two, while messages are
- * published over HTTP: each subscriber must hand its application exactly 1..N, in order.
+ * published over HTTP: each subscriber must hand its application exactly 1..N, in order. Its tokens
+ * are real and short-lived, so they also expire under it: on open sockets (a later subscribe is
+ * refused with token_expired), and on history requests (401).
  */
 const seed = Number(process.env.CABLECAR_PROXY_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
@@ -33,14 +36,18 @@ describe('the client through a hostile proxy', () => {
     const channels = ['recover-a', 'recover-b'];
     const received = new Map<string, number[]>();
     const errors: ClientError[] = [];
+    let minted = 0;
+    const options = {
+      url: proxy.url,
+      httpUrl: stack.httpUrl,
+      WebSocket,
+      // A fresh token for every connection, good for 3 s and for reading the recover-* channels only.
+      token: () => (minted++, stack.mintToken({ sub: 'recovery', subscribe: ['recover-*'], publish: [], ttlSeconds: 3 })),
+      gapWaitMs: 250,
+      backoff: { initialMs: 100, maxMs: 1_000 },
+    };
     for (let i = 0; i < 3; i++) {
-      const client = createClient({
-        url: proxy.url,
-        httpUrl: stack.httpUrl,
-        WebSocket,
-        gapWaitMs: 250,
-        backoff: { initialMs: 100, maxMs: 1_000 },
-      });
+      const client = createClient(options);
       client.on('error', (error) => errors.push(error));
       clients.push(client);
       // Client 0 listens to both channels, the others to one each.
@@ -52,7 +59,7 @@ describe('the client through a hostile proxy', () => {
     }
 
     // One more subscriber without `after`: its stream starts where the server says it subscribed.
-    const live = createClient({ url: proxy.url, httpUrl: stack.httpUrl, WebSocket, gapWaitMs: 250, backoff: { initialMs: 100, maxMs: 1_000 } });
+    const live = createClient(options);
     live.on('error', (error) => errors.push(error));
     clients.push(live);
     const liveSeqs: number[] = [];
@@ -82,9 +89,49 @@ describe('the client through a hostile proxy', () => {
     expect(proxy.counts.duplicated, report).toBeGreaterThan(0);
     expect(proxy.counts.delayed, report).toBeGreaterThan(0);
     expect(proxy.counts.cut, report).toBeGreaterThan(0);
+    expect(minted, report).toBeGreaterThan(clients.length);
+    expect(errors.filter((e) => !['history_failed', 'token_expired'].includes(e.code)), report).toEqual([]);
 
     // Nothing more arrives later: no duplicate slips through after the fact.
     await sleep(1_000);
     for (const [who, seqs] of received) expect(seqs, `${who}: ${report}`).toEqual(expected);
+  });
+
+  it('ends a subscription the token does not cover with forbidden, naming the channel, and keeps the others', async () => {
+    const client = createClient({
+      url: stack.websocketUrl,
+      httpUrl: stack.httpUrl,
+      WebSocket,
+      token: () => stack.mintToken({ subscribe: ['open-*'], publish: [] }),
+    });
+    clients.push(client);
+    const errors: ClientError[] = [];
+    client.on('error', (error) => errors.push(error));
+    const seqs: number[] = [];
+    const started = new Promise((resolve) => client.subscribe('open-1', { onMessage: (m) => seqs.push(m.seq), onSubscribed: resolve }));
+    const refused = new Promise((resolve) => client.on('error', resolve));
+    client.subscribe('closed-1', { onMessage: () => expect.fail('no message from a forbidden channel') });
+    expect(await refused).toMatchObject({ code: 'forbidden', channel: 'closed-1' });
+    await started;
+    await publish(stack, 'closed-1', 'not for you');
+    await publish(stack, 'open-1', 'for you');
+    const deadline = Date.now() + 10_000;
+    while (seqs.length < 1 && Date.now() < deadline) await sleep(50);
+    expect(seqs).toEqual([1]);
+    expect(errors.map((e) => e.code)).toEqual(['forbidden']);
+  });
+
+  it.each<[string, { ttlSeconds?: number; secret?: string }, string]>([
+    ['an expired token, told by the client before it connects', { ttlSeconds: -10 }, 'token_expired'],
+    ['a token signed with another secret, refused at the upgrade', { secret: 'not-the-stack-secret' }, 'unauthorized'],
+  ])('stops for good on %s', async (_label, { ttlSeconds, secret }, code) => {
+    const token = await mintDevToken(secret ?? stack.jwtSecret, { ttlSeconds });
+    const client = createClient({ url: proxy.url, httpUrl: stack.httpUrl, WebSocket, token });
+    clients.push(client);
+    const errors: ClientError[] = [];
+    client.on('error', (error) => errors.push(error));
+    const closed = new Promise((resolve) => client.on('state', (state) => state === 'closed' && resolve(state)));
+    await closed;
+    expect(errors).toEqual([expect.objectContaining({ code })]);
   });
 });
