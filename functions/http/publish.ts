@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { httpErrors, jsonResponse } from '../lib/middleware/httpErrors.js';
 import { parseChannel } from '../lib/protocol/protocol.js';
-import { parseIdempotencyKey, parsePublishBody, publish } from '../lib/channels/publishing.js';
+import { parseIdempotencyKey, parsePublishBody, publish, requireJsonContentType } from '../lib/channels/publishing.js';
 import { messages } from '../lib/services.js';
 
 /** POST /channels/{channel}/messages `{"data": ...}` → 202 `{id, channel, seq}`. */
@@ -10,6 +10,7 @@ export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredRe
   .use(httpErrors())
   .handler(async (event) => {
     const channel = parseChannel(event.pathParameters?.channel);
+    requireJsonContentType(event.headers?.['content-type']);
     const body = event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
     const { data } = parsePublishBody(body);
     const idempotencyKey = parseIdempotencyKey(event.headers?.['idempotency-key']);

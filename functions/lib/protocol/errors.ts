@@ -11,9 +11,22 @@ export type ErrorCode =
   | 'invalid_body'
   | 'invalid_query'
   | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'idempotency_key_reused'
   | 'not_connected'
   | 'unavailable'
   | 'internal_error';
+
+/** The HTTP status of each code that is not a plain 400 (the default of the constructor). */
+export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  // The key names a message that was published with another body (decided in SQL, issue 10).
+  idempotency_key_reused: 422,
+  not_connected: 410,
+  unavailable: 503,
+  internal_error: 500,
+};
 
 export class CablecarError extends Error {
   override readonly name = 'CablecarError';
@@ -21,7 +34,7 @@ export class CablecarError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly httpStatus: number = 400,
+    readonly httpStatus: number = HTTP_STATUS[code] ?? 400,
     options?: { cause?: unknown },
   ) {
     super(message, options);
