@@ -14,6 +14,6 @@ export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredRe
     const body = event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
     const { data } = parsePublishBody(body);
     const idempotencyKey = parseIdempotencyKey(event.headers?.['idempotency-key']);
-    const { duplicate, ...published } = await publish({ channel, data, idempotencyKey }, messages());
+    const { duplicate, ...published } = await publish({ channel, data, idempotencyKey }, await messages());
     return jsonResponse(202, published, duplicate ? { 'idempotent-replayed': 'true' } : {});
   });

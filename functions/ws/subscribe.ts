@@ -10,7 +10,7 @@ export const handler = wsRoute(async ({ connectionId, frame }) => {
   const request = parseAction(subscribeFrame, frame);
   return subscribe(
     { connectionId, channel, after: request.after },
-    { connections: connections(), subscriptions: subscriptions(), messages: messages(), postToConnection: postToConnection() },
+    { connections: connections(), subscriptions: subscriptions(), messages: await messages(), postToConnection: postToConnection() },
     { replayLimit: config().REPLAY_LIMIT },
   );
 });
