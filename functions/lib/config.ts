@@ -1,12 +1,12 @@
 import { z } from 'zod';
 
+/** An empty value (`DATABASE_HOST=` in a shell, an empty stage parameter) means unset. */
+const unsetIfEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((value) => (value === '' ? undefined : value), schema);
+
 /**
  * Every setting cablecar reads from the environment, parsed once. serverless.yml sets these for the
  * Lambda functions; the local stack sets them for serverless-offline and the dispatch bridge.
  */
-/** An empty value (`DATABASE_HOST=` in a shell, an empty stage parameter) means unset. */
-const unsetIfEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((value) => (value === '' ? undefined : value), schema);
-
 const configSchema = z.object({
   STAGE: z.string().min(1).default('local'),
   AWS_REGION: z.string().min(1).default('us-east-1'),

@@ -7,11 +7,6 @@ import { databaseUnavailable } from '../protocol/errors.js';
 /** How to reach PostgreSQL: what `pg` needs to open a connection (no pool sizes). */
 export type DatabaseSettings = Pick<pg.ClientConfig, 'connectionString' | 'host' | 'port' | 'user' | 'password' | 'database' | 'ssl'>;
 
-/** Reads a secret's JSON; Powertools Parameters by default (cached for `maxAge` seconds per container). */
-export type SecretReader = (arn: string, maxAgeSeconds: number) => Promise<unknown>;
-
-const readSecretWithPowertools: SecretReader = (arn, maxAge) => getSecret(arn, { maxAge, transform: 'json' });
-
 /**
  * The secret RDS and Secrets Manager write for a database ({username, password, host, port, dbname,
  * engine, ...}). A secret that RDS manages for its master user holds only username and password, so
@@ -35,10 +30,7 @@ type DatabaseConfig = Pick<Config, 'DATABASE_URL' | 'DATABASE_SECRET_ARN' | 'DAT
  * for each new connection, through the cache: a rotated password is used once the cache expires.
  * Failing to read the secret is the database being unavailable (503, retry), and is not kept.
  */
-export async function resolveDatabaseSettings(
-  config: DatabaseConfig,
-  readSecret: SecretReader = readSecretWithPowertools,
-): Promise<DatabaseSettings> {
+export async function resolveDatabaseSettings(config: DatabaseConfig): Promise<DatabaseSettings> {
   if (config.DATABASE_URL) return { connectionString: config.DATABASE_URL };
   const arn = config.DATABASE_SECRET_ARN;
   if (!arn) throw new Error('cablecar configuration: this function uses PostgreSQL; set DATABASE_SECRET_ARN (AWS) or DATABASE_URL (local)');
@@ -46,7 +38,8 @@ export async function resolveDatabaseSettings(
   const read = async () => {
     let value: unknown;
     try {
-      value = await readSecret(arn, config.DATABASE_SECRET_MAX_AGE_SECONDS);
+      // Powertools Parameters: cached per container for maxAge seconds.
+      value = await getSecret(arn, { maxAge: config.DATABASE_SECRET_MAX_AGE_SECONDS, transform: 'json' });
     } catch (error) {
       throw databaseUnavailable(error);
     }
