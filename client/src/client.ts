@@ -14,7 +14,7 @@ import type {
 const CHANNEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 /** Server codes after which a subscription may succeed if asked again: the server had a bad moment. */
-const RETRYABLE = ['unavailable', 'internal_error', 'throttled', 'too_many_requests'];
+const RETRYABLE = ['unavailable', 'internal_error'];
 
 type Timer = ReturnType<typeof setTimeout>;
 
