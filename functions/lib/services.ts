@@ -1,5 +1,6 @@
 import { config } from './config.js';
 import { createPostToConnection, type PostToConnection } from './delivery/connectionGateway.js';
+import { createShardInvoker } from './delivery/shardInvoker.js';
 import { connectionStore, type ConnectionStore } from './stores/connectionStore.js';
 import { createPool } from './stores/database.js';
 import { createTable, type TableRef } from './stores/dynamoTable.js';
@@ -40,5 +41,15 @@ export const postToConnection = once<PostToConnection>(() =>
     endpoint: config().WEBSOCKET_API_ENDPOINT,
     region: config().AWS_REGION,
     maxSockets: config().FANOUT_CONCURRENCY,
+  }),
+);
+
+/** Starts the other shards of a split fan-out (fanout only). */
+export const startShards = once(() =>
+  createShardInvoker({
+    functionName: process.env.AWS_LAMBDA_FUNCTION_NAME ?? `cablecar-${config().STAGE}-fanout`,
+    functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+    region: config().AWS_REGION,
+    endpoint: config().LAMBDA_ENDPOINT,
   }),
 );
