@@ -1,4 +1,4 @@
-import * as z from 'zod/mini';
+import * as z from './validation.js';
 
 /** An integer setting within [min, max], read from its string (zod's mini build, for small bundles). */
 const integer = (min: number, max: number, fallback: number) =>

@@ -16,17 +16,17 @@ function once<T>(build: () => T): () => T {
   return () => (value ??= build());
 }
 
-const table = once<TableRef>(() =>
+const table = /* @__PURE__ */ once<TableRef>(() =>
   createTable({ tableName: config().TABLE_NAME, endpoint: config().DYNAMODB_ENDPOINT, region: config().AWS_REGION }),
 );
 
-export const connections = once<ConnectionStore>(() =>
+export const connections = /* @__PURE__ */ once<ConnectionStore>(() =>
   connectionStore(table(), { ttlSeconds: config().CONNECTION_TTL_SECONDS }),
 );
 
-export const subscriptions = once<SubscriptionStore>(() => subscriptionStore(table()));
+export const subscriptions = /* @__PURE__ */ once<SubscriptionStore>(() => subscriptionStore(table()));
 
-export const messages = once<MessageStore>(() =>
+export const messages = /* @__PURE__ */ once<MessageStore>(() =>
   messageStore(
     createPool({
       connectionString: config().DATABASE_URL,
@@ -36,7 +36,7 @@ export const messages = once<MessageStore>(() =>
   ),
 );
 
-export const postToConnection = once<PostToConnection>(() =>
+export const postToConnection = /* @__PURE__ */ once<PostToConnection>(() =>
   createPostToConnection({
     endpoint: config().WEBSOCKET_API_ENDPOINT,
     region: config().AWS_REGION,
@@ -45,7 +45,7 @@ export const postToConnection = once<PostToConnection>(() =>
 );
 
 /** Starts the other shards of a split fan-out (fanout only). */
-export const startShards = once(() =>
+export const startShards = /* @__PURE__ */ once(() =>
   createShardInvoker({
     functionName: process.env.AWS_LAMBDA_FUNCTION_NAME ?? `cablecar-${config().STAGE}-fanout`,
     functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,

@@ -161,6 +161,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           DATABASE_URL: databaseUrl,
           DYNAMODB_ENDPOINT: dynamodbUrl,
           WEBSOCKET_API_ENDPOINT: `http://127.0.0.1:${options.websocketPort}`,
+          // fanout starts a big channel's shards here (functions/lib/delivery/shardInvoker.ts)
+          LAMBDA_ENDPOINT: `http://127.0.0.1:${options.lambdaPort}`,
           LOG_LEVEL: logLevel,
           POWERTOOLS_LOG_LEVEL: logLevel,
           POWERTOOLS_METRICS_DISABLED: 'true', // nobody reads CloudWatch's log format here

@@ -28,6 +28,7 @@ export interface StubGateway {
   delivered: Map<string, number>;
   counts: { accepted: number; throttled: number; gone: number; rejected: number };
   lastBodies: Map<string, string>;
+  /** Date.now() when the first and the last accepted post were answered. */
   firstAt?: number;
   lastAt?: number;
   /** Distinct TCP connections opened by clients (keep-alive reuses them). */
@@ -61,7 +62,8 @@ export function verifySigV4(request: IncomingMessage, body: string, credentials:
 }
 
 export async function startStubGateway(options: StubGatewayOptions = {}): Promise<StubGateway> {
-  const { latencyMs = 0, rate, burst = rate, verifyWith, gone = new Set<string>(), answer } = options;
+  const { latencyMs = 0, rate, burst = rate, verifyWith, answer } = options;
+  const gone = new Set(options.gone);
   let tokens = burst ?? 0;
   let refilledAt = performance.now();
   const takeToken = () => {
@@ -105,6 +107,10 @@ export async function startStubGateway(options: StubGatewayOptions = {}): Promis
         const send = () => {
           response.statusCode = status;
           response.end(status === 200 ? undefined : JSON.stringify({ message: `status ${status}` }));
+          if (status === 200) {
+            stub.firstAt ??= Date.now();
+            stub.lastAt = Date.now();
+          }
         };
         if (latencyMs > 0) setTimeout(send, latencyMs);
         else send();
@@ -119,9 +125,6 @@ export async function startStubGateway(options: StubGatewayOptions = {}): Promis
       stub.counts.accepted++;
       stub.delivered.set(connectionId, (stub.delivered.get(connectionId) ?? 0) + 1);
       stub.lastBodies.set(connectionId, body);
-      const now = performance.now();
-      stub.firstAt ??= now;
-      stub.lastAt = now;
       reply(200);
     });
   });

@@ -1,10 +1,10 @@
-import { z } from 'zod';
+import * as z from '../validation.js';
 import { CablecarError } from '../protocol/errors.js';
 import type { MessageStore, PublishedMessage } from '../stores/messageStore.js';
 import { MAX_OUTBOUND_FRAME_BYTES, outboundFrameBytes } from '../protocol/protocol.js';
 
-const publishBody = z.object({ data: z.json() }).strict();
-const idempotencyKey = z.string().min(1).max(200);
+const publishBody = z.strictObject({ data: z.json() });
+const idempotencyKey = z.string().check(z.minLength(1), z.maxLength(200));
 
 /** Parses a publish request's body: `{"data": <any JSON>}`. */
 export function parsePublishBody(body: string | undefined): { data: unknown } {

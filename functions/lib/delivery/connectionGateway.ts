@@ -2,7 +2,10 @@ import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { Pool } from 'undici';
+// undici's Pool and request() alone, not its index (which also loads fetch, WebSocket, caches and
+// mocks: 240 KB more in the bundle).
+import request from 'undici/lib/api/api-request.js';
+import Pool from 'undici/lib/dispatcher/pool.js';
 
 /** What happened to one post: delivered, or the socket is gone for good. Other failures throw. */
 export type PostOutcome = 'delivered' | 'gone';
@@ -82,12 +85,15 @@ export function createPostToConnection({ endpoint, region = 'us-east-1', maxSock
         headers: { host, 'content-type': 'application/json' },
         body: frame,
       });
-      const response = await pool.request({ method: 'POST', path, headers: signed.headers, body: frame });
+      const response = await request.call(pool, { method: 'POST', path, headers: signed.headers, body: frame });
       status = response.statusCode;
       // A delivered post's body is empty; read error bodies for the log, and always drain the socket.
       body = status === 200 ? (await response.body.dump(), '') : await response.body.text();
     } catch (error) {
-      throw new RetryablePostError(undefined, { cause: error });
+      // undici's and the system's network errors carry a code (UND_ERR_*, ECONNRESET, ...); anything
+      // else is a bug and must not be retried as if the network had failed.
+      if (typeof (error as { code?: unknown }).code === 'string') throw new RetryablePostError(undefined, { cause: error });
+      throw error;
     }
     if (status >= 200 && status < 300) return 'delivered';
     // API Gateway answers GoneException with 410; serverless-offline too, without the name.

@@ -1,9 +1,9 @@
-import * as z from 'zod/mini';
+import * as z from '../validation.js';
 import type { Message } from './protocol.js';
 import type { SubscriberShard } from '../stores/subscriptionStore.js';
 
 /**
- * The events fanout is invoked with (zod's mini build: a few KB where the full build is hundreds).
+ * The events fanout is invoked with.
  *
  * The dispatch event: PostgreSQL's dispatch sends it, built by the SQL function
  * cablecar_dispatch_event (infra/sql). During a release the old and the new fanout read the same
