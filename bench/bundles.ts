@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,13 +34,18 @@ export async function buildFanoutBundle(): Promise<string> {
 export interface BundleFigures {
   name: string;
   bytes: number;
-  loadMs: number;
+  /** Loading the bundle itself, the SDK already loaded. */
+  ownMs: number;
+  /** Loading the SDK packages it requires (provided by the Lambda runtime). */
+  sdkMs: number;
+  sdk: string[];
 }
 
 /**
  * Packages the prod stage as `sls package` does for a deploy (test/deploy does the same) and
  * measures each function's bundle: its size, and the time a fresh Node process takes to load it
- * (median of 5), the SDK coming from node_modules as it comes from the runtime on Lambda.
+ * (median of 5): the SDK packages it requires (node_modules here, the runtime's on Lambda), then the
+ * bundle itself.
  */
 export async function benchBundles({ log }: { log: (line: string) => void }): Promise<BundleFigures[]> {
   const work = await mkdtemp(join(tmpdir(), 'cablecar-bench-package-'));
@@ -65,17 +70,30 @@ export async function benchBundles({ log }: { log: (line: string) => void }): Pr
       const { stdout } = await run('find', [dir, '-name', '*.cjs']);
       const bundle = stdout.trim().split('\n')[0]!;
       const { size } = await stat(bundle);
-      const times: number[] = [];
+      // The bundle's own load, and the SDK packages it requires (from the runtime on Lambda).
+      const code = await readFile(bundle, 'utf8');
+      const sdk = [...new Set([...code.matchAll(/require\("((?:@aws-sdk|@smithy)\/[^"]+)"\)/g)].map((match) => match[1]!))];
+      const script = [
+        `const { createRequire } = require('node:module');`,
+        `const load = createRequire(${JSON.stringify(bundle)});`,
+        `const t0 = performance.now();`,
+        `for (const name of ${JSON.stringify(sdk)}) load(name);`,
+        `const t1 = performance.now();`,
+        `require(${JSON.stringify(bundle)});`,
+        `process.stdout.write(JSON.stringify([t1 - t0, performance.now() - t1]));`,
+      ].join('\n');
+      const runs: Array<[number, number]> = [];
       for (let i = 0; i < 5; i++) {
-        const script = `const t=performance.now();require(${JSON.stringify(bundle)});process.stdout.write(String(performance.now()-t))`;
-        const { stdout: ms } = await run(process.execPath, ['-e', script], {
+        const { stdout: times } = await run(process.execPath, ['-e', script], {
           env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
         });
-        times.push(Number(ms));
+        runs.push(JSON.parse(times));
       }
-      times.sort((a, b) => a - b);
-      figures.push({ name, bytes: size, loadMs: times[2]! });
-      log(`bundles:   ${name} ${(size / 1024).toFixed(0)} KB, loads in ${times[2]!.toFixed(0)} ms`);
+      const median = (values: number[]) => values.sort((a, b) => a - b)[2]!;
+      const sdkMs = median(runs.map(([sdkLoad]) => sdkLoad));
+      const ownMs = median(runs.map(([, own]) => own));
+      figures.push({ name, bytes: size, ownMs, sdkMs, sdk });
+      log(`bundles:   ${name} ${(size / 1024).toFixed(0)} KB, loads in ${ownMs.toFixed(0)} ms (+ ${sdkMs.toFixed(0)} ms for the SDK)`);
     }
     return figures;
   } finally {

@@ -23,7 +23,7 @@ export function costPerMillion({ gbSecondsPerDelivery, cpuMicros }: { gbSecondsP
   const invocations = deliveries / 12_500; // a 100,000-subscriber channel: 8 invocations per message
   const rows: Array<[string, string, string]> = [
     ['API Gateway messages (≤ 32 KB each)', '1,000,000', (deliveries * PRICE.websocketMessage).toFixed(2)],
-    [`Lambda duration${gbSecondsPerDelivery ? ' (measured in the simulation)' : ' (on paper)'}`, `${gbSeconds.toFixed(0)} GB-s`, (gbSeconds * PRICE.lambdaGbSecond).toFixed(2)],
+    [`Lambda duration${gbSecondsPerDelivery ? ' (measured in the simulation)' : ' (on paper)'}`, `${gbSeconds.toFixed(0)} GB-s`, (gbSeconds * PRICE.lambdaGbSecond).toFixed(4)],
     ['Lambda requests', invocations.toFixed(0), (invocations * PRICE.lambdaRequest).toFixed(4)],
     ['DynamoDB reads of subscriptions (on demand)', `${readUnits.toFixed(0)} RRU`, (readUnits * PRICE.dynamodbReadUnit).toFixed(4)],
     ['API Gateway connection-minutes (1 per delivery, see note)', '1,000,000', (deliveries * PRICE.connectionMinute).toFixed(2)],

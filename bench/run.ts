@@ -100,11 +100,11 @@ await section('bundles', async () => {
     '## Functions: bundle size (minified, `sls package --stage prod`) and module load (fresh Node, median of 5)',
     '',
     table(
-      ['function', 'bundle KB', 'load ms'],
-      bundles.map((b) => [b.name, n(b.bytes / 1024), n(b.loadMs)]),
+      ['function', 'bundle KB', 'load ms (bundle)', 'load ms (SDK packages it requires)', 'SDK packages'],
+      bundles.map((b) => [b.name, n(b.bytes / 1024), n(b.ownMs), n(b.sdkMs), b.sdk.join(', ') || '–']),
     ),
     '',
-    'Goals: ≤ 200 KB and ≤ 50 ms each. The AWS SDK is provided by the Lambda runtime and not bundled; its load time is included here (from node_modules).',
+    'Goals: ≤ 200 KB and ≤ 50 ms each. The AWS SDK is provided by the Lambda runtime and not bundled: its load is shown apart (from node_modules here).',
   );
 });
 

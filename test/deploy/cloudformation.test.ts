@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_KEYS } from '../../infra/release/stageResources.js';
+import { zipEntries } from '../support/zipEntries.js';
 
 /**
  * What `serverless package --stage prod` generates for AWS, checked without credentials: every
@@ -156,8 +157,18 @@ describe('functions behind the live alias', () => {
     const fanoutAlias = aliases[0]![0];
     expect(template.Outputs.FanoutLiveAliasArn?.Value).toEqual({ Ref: fanoutAlias });
     const invokes = statements().filter(({ statement }) => list(statement.Action).includes('lambda:InvokeFunction'));
-    expect(invokes.map(({ owner }) => owner)).toEqual(['RdsInvokeFanoutRole']);
-    expect(list(invokes[0]!.statement.Resource)).toEqual([{ Ref: fanoutAlias }]);
+    expect(invokes.map(({ owner }) => owner).sort()).toEqual(['FanoutRole', 'RdsInvokeFanoutRole']);
+    const rds = invokes.find(({ owner }) => owner === 'RdsInvokeFanoutRole')!;
+    expect(list(rds.statement.Resource)).toEqual([{ Ref: fanoutAlias }]);
+  });
+
+  it('lets fanout start shards on its own versions only (never another function, never by reference)', () => {
+    const invokes = statements().filter(({ owner, statement }) => owner === 'FanoutRole' && list(statement.Action).includes('lambda:InvokeFunction'));
+    expect(invokes).toHaveLength(1);
+    expect(list(invokes[0]!.statement.Action)).toEqual(['lambda:InvokeFunction']);
+    expect(list(invokes[0]!.statement.Resource)).toEqual([
+      { 'Fn::Sub': `arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:cablecar-${STAGE}-fanout:*` },
+    ]);
     expect(resources.RdsInvokeFanoutRole!.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service).toBe('rds.amazonaws.com');
   });
 });
@@ -250,7 +261,7 @@ describe('least privilege', () => {
     default: [],
     publish: [],
     history: [],
-    fanout: ['dynamodb:DeleteItem', 'dynamodb:Query', 'execute-api:ManageConnections'],
+    fanout: ['dynamodb:DeleteItem', 'dynamodb:Query', 'execute-api:ManageConnections', 'lambda:InvokeFunction'],
   };
 
   it.each(FUNCTIONS)('gives %s its own role with only what it uses', (name) => {
@@ -270,7 +281,41 @@ describe('least privilege', () => {
     for (const { statement } of rest) {
       const targets = list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]);
       const service = String(list(statement.Action)[0]).split(':')[0];
+      // fanout's own versions are named, not referenced (see "lets fanout start shards ...")
+      if (service === 'lambda') continue;
       expect(targets).toContain(service === 'dynamodb' ? 'ConnectionsTable' : 'WebsocketsApi');
+    }
+  });
+});
+
+describe('small functions (README, "Small functions")', () => {
+  // Functions that post to sockets carry undici's HTTP/1.1 parser (two builds of llhttp as
+  // WebAssembly, 145 KB of the bundle); subscribe also carries pg for its replay.
+  const BUDGET_KB: Record<string, number> = { fanout: 400, subscribe: 460 };
+  const USES_POSTGRES = new Set(['publish', 'history', 'subscribe']);
+  const POSTS = new Set(['fanout', 'subscribe']);
+
+  it.each(FUNCTIONS)('packages %s alone: one minified bundle within its budget, with only what it uses', async (name) => {
+    const entries = await zipEntries(join(packageDir, `${name}.zip`));
+    const bundles = [...entries.keys()].filter((file) => file.endsWith('.cjs'));
+    expect(bundles).toHaveLength(1);
+    // nothing shipped beside the bundle but its source map (the SDK comes with the runtime)
+    expect([...entries.keys()].filter((file) => !file.endsWith('.cjs') && !file.endsWith('.cjs.map'))).toEqual([]);
+    const code = entries.get(bundles[0]!)!.toString('utf8');
+    expect(code.length / 1024, `${name}: ${(code.length / 1024).toFixed(0)} KB`).toBeLessThanOrEqual(BUDGET_KB[name] ?? 200);
+    // minified (long lines; a readable build averages ~40 characters a line), and no inline source
+    // map: maps are files, never read by Node
+    expect(code.length / code.split('\n').length).toBeGreaterThan(1000);
+    expect(code).not.toContain('sourceMappingURL=data:');
+    // pg's SCRAM authentication and undici's error codes mark those libraries
+    expect(code.includes('SCRAM-SHA-256'), `${name} bundles pg`).toBe(USES_POSTGRES.has(name));
+    expect(code.includes('UND_ERR_'), `${name} bundles undici`).toBe(POSTS.has(name));
+    expect(code).not.toMatch(/require\("@aws-sdk\/client-apigatewaymanagementapi"\)/);
+  });
+
+  it('runs without --enable-source-maps (source maps would cost at load and on every stack trace)', () => {
+    for (const [id, fn] of ofType('AWS::Lambda::Function')) {
+      expect(String(fn.Properties.Environment?.Variables?.NODE_OPTIONS ?? ''), id).not.toContain('source-maps');
     }
   });
 });
