@@ -24,16 +24,11 @@ export interface LocalStackFigures {
 
 const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
 
-/** A full-access token once the stack checks tokens (issue 6); nothing before. */
-async function accessToken(stack: LocalStack): Promise<string | undefined> {
-  const mint = (stack as { mintToken?: (claims: Record<string, unknown>) => string | Promise<string> }).mintToken;
-  return mint ? await mint({ sub: 'bench', subscribe: ['*'], publish: ['*'] }) : undefined;
-}
-
 async function run(stack: LocalStack, channel: string, subscribers: number, rate: number, seconds: number, log: (line: string) => void): Promise<LocalStackFigures> {
-  const token = await accessToken(stack);
-  const websocketUrl = token ? `${stack.websocketUrl}?token=${encodeURIComponent(token)}` : stack.websocketUrl;
-  const authorization: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  // One token for everything the bench does: it measures delivery, not verification.
+  const token = await stack.mintToken({ sub: 'bench', subscribe: [channel], publish: [channel] });
+  const websocketUrl = `${stack.websocketUrl}?token=${encodeURIComponent(token)}`;
+  const authorization = { authorization: `Bearer ${token}` };
   const sockets: WebSocket[] = [];
   const latencies: number[] = [];
   const sentAt = new Map<number, number>(); // the message's `data.i` → when its publish was sent

@@ -1,4 +1,4 @@
-import { config } from './config.js';
+import { config, tokenConfig } from './config.js';
 import { createPostToConnection, type PostToConnection } from './delivery/connectionGateway.js';
 import { createShardInvoker } from './delivery/shardInvoker.js';
 import { connectionStore, type ConnectionStore } from './stores/connectionStore.js';
@@ -6,6 +6,8 @@ import { createPool } from './stores/database.js';
 import { createTable, type TableRef } from './stores/dynamoTable.js';
 import { messageStore, type MessageStore } from './stores/messageStore.js';
 import { subscriptionStore, type SubscriptionStore } from './stores/subscriptionStore.js';
+import { tokenVerifierOptions } from './tokens/tokenKeys.js';
+import { createTokenVerifier, type VerifyToken } from './tokens/tokenVerifier.js';
 
 /**
  * The stores and clients the handlers use, built from config on first use and kept for the life of
@@ -53,3 +55,5 @@ export const startShards = /* @__PURE__ */ once(() =>
     endpoint: config().LAMBDA_ENDPOINT,
   }),
 );
+/** Verifies tokens with the configured keys (the secret from Secrets Manager is cached inside). */
+export const verifyToken = /* @__PURE__ */ once<VerifyToken>(() => createTokenVerifier(tokenVerifierOptions(tokenConfig())));
