@@ -5,6 +5,13 @@ const integer = (min: number, max: number, fallback: number) =>
   z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(min), z.lte(max))), fallback);
 const text = () => z.string().check(z.minLength(1));
 
+/** An empty value (`DATABASE_HOST=` in a shell, a stage parameter left empty in serverless.yml) means unset. */
+const unsetIfEmpty = <T extends z.ZodMiniType>(schema: T) =>
+  z.pipe(
+    z.transform((value: unknown) => (value === '' ? undefined : value)),
+    schema,
+  );
+
 /**
  * Every setting cablecar reads from the environment, parsed once. serverless.yml sets these for the
  * Lambda functions; the local stack sets them for serverless-offline and the dispatch bridge.
@@ -18,7 +25,19 @@ const configSchema = z.object({
   DYNAMODB_ENDPOINT: z.optional(z.url()),
   /** The API Gateway management endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}). */
   WEBSOCKET_API_ENDPOINT: z.url(),
-  DATABASE_URL: text(),
+  /**
+   * Where PostgreSQL is, for the functions that use it (no other function has any of these). Exactly
+   * one of DATABASE_URL (the local stack: a URL, password included) and DATABASE_SECRET_ARN (AWS: a
+   * Secrets Manager secret in the RDS format, read at run time; stores/databaseSettings.ts).
+   */
+  DATABASE_URL: unsetIfEmpty(z.optional(text())),
+  DATABASE_SECRET_ARN: unsetIfEmpty(
+    z.optional(z.string().check(z.regex(/^arn:aws[a-z-]*:secretsmanager:/, 'DATABASE_SECRET_ARN must be a Secrets Manager secret ARN'))),
+  ),
+  /** Optional with the secret: the host to connect to instead of the secret's (an RDS Proxy endpoint). */
+  DATABASE_HOST: unsetIfEmpty(z.optional(text())),
+  /** How long a container keeps the secret before reading it again (a rotated password arrives within this). */
+  DATABASE_SECRET_MAX_AGE_SECONDS: integer(0, Number.MAX_SAFE_INTEGER, 300),
   DATABASE_POOL_MAX: integer(1, 50, 2),
   /** How long publish waits for a PostgreSQL connection before answering 503. */
   DATABASE_CONNECT_TIMEOUT_MS: integer(100, Number.MAX_SAFE_INTEGER, 3000),
@@ -41,7 +60,12 @@ const configSchema = z.object({
   /** Only set locally: serverless-offline's Lambda endpoint, where fanout starts its shards. */
   LAMBDA_ENDPOINT: z.optional(z.url()),
   HISTORY_PAGE_LIMIT: integer(1, 1000, 1000),
-});
+}).check(
+  z.refine((env) => !(env.DATABASE_URL && env.DATABASE_SECRET_ARN), {
+    message: 'set DATABASE_URL (local) or DATABASE_SECRET_ARN (AWS), not both',
+    path: ['DATABASE_URL'],
+  }),
+);
 
 export type Config = z.output<typeof configSchema>;
 
@@ -51,24 +75,23 @@ export type Config = z.output<typeof configSchema>;
  */
 function settings<T extends z.ZodMiniType>(schema: T, what: string): () => z.infer<T> {
   let cached: z.infer<T> | undefined;
-  return () => {
-    if (cached === undefined) {
-      const parsed = schema.safeParse(process.env);
-      if (!parsed.success) throw new Error(`${what} is invalid: ${z.prettifyError(parsed.error)}`);
-      cached = parsed.data;
-    }
-    return cached!;
-  };
+  return () => (cached ??= parseSettings(schema, process.env, what));
+}
+
+function parseSettings<T extends z.ZodMiniType>(schema: T, env: Record<string, string | undefined>, what: string): z.infer<T> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) throw new Error(`${what} is invalid: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+/** Validates an environment (process.env for the functions); a bad one throws, saying what is wrong. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  return parseSettings(configSchema, env, 'cablecar configuration');
 }
 
 export const config: () => Config = settings(configSchema, 'cablecar configuration');
 
-/** An unset variable and one that serverless.yml set to '' (a stage parameter left empty) mean the same. */
-const optional = <T extends z.ZodMiniType>(schema: T) =>
-  z.pipe(
-    z.transform((value: unknown) => (value === '' ? undefined : value)),
-    z.optional(schema),
-  );
+const optional = <T extends z.ZodMiniType>(schema: T) => unsetIfEmpty(z.optional(schema));
 
 /**
  * How tokens are verified. Read only by the functions that verify them (the $connect authorizer,

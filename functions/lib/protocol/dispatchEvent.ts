@@ -22,7 +22,9 @@ const message = z.object({
   id: z.string().check(z.minLength(1)),
   channel: z.string().check(z.minLength(1)),
   seq: z.int().check(z.gte(1)),
-  data: z.json(),
+  // Any JSON value, null included, but present. Not z.json(): the event was JSON already (the
+  // Lambda runtime parsed it), and z.json()'s recursion would overflow on data nested ~2,000 deep.
+  data: z.unknown().check(z.refine((data) => data !== undefined, 'data is required')),
   publishedAt: z.string().check(z.minLength(1)),
 });
 
