@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_KEYS } from '../../infra/release/stageResources.js';
+import { zipEntries } from '../support/zipEntries.js';
 
 /**
  * What `serverless package --stage prod` generates for AWS, checked without credentials: every
@@ -57,8 +58,11 @@ async function packageStage(packageDir: string, params: Record<string, string>):
   if (code !== 0) throw new Error(`serverless package exited with ${code}:\n${output}`);
 }
 
-/** The generated template of the prod stage, packaged with these stage parameters. */
-async function packagedTemplate(params: Record<string, string>): Promise<Template> {
+/** Each function's package: its files and contents (zipEntries). */
+type Packages = Map<string, Map<string, Buffer>>;
+
+/** The generated template of the prod stage, packaged with these stage parameters, and the packages. */
+async function packagedTemplate(params: Record<string, string>, packages?: Packages): Promise<Template> {
   const packageDir = await mkdtemp(join(tmpdir(), 'cablecar-package-'));
   try {
     try {
@@ -68,6 +72,9 @@ async function packagedTemplate(params: Record<string, string>): Promise<Templat
       // failure fails again.
       await packageStage(packageDir, params);
     }
+    for (const file of packages ? await readdir(packageDir) : []) {
+      if (file.endsWith('.zip')) packages!.set(file.replace(/\.zip$/, ''), await zipEntries(join(packageDir, file)));
+    }
     return JSON.parse(await readFile(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8'));
   } finally {
     await rm(packageDir, { recursive: true, force: true });
@@ -75,6 +82,7 @@ async function packagedTemplate(params: Record<string, string>): Promise<Templat
 }
 
 let template: Template;
+const packages: Packages = new Map();
 /** The same stage packaged without any of the optional parameters. */
 let bareTemplate: Template;
 let resources: Record<string, Resource>;
@@ -124,7 +132,7 @@ function liveFunction(name: string) {
 
 beforeAll(async () => {
   // One after the other: both use the project's .esbuild folder.
-  template = await packagedTemplate(STAGE_PARAMS);
+  template = await packagedTemplate(STAGE_PARAMS, packages);
   bareTemplate = await packagedTemplate({});
   resources = template.Resources;
 });
@@ -176,8 +184,18 @@ describe('functions behind the live alias', () => {
     const fanoutAlias = aliases[0]![0];
     expect(template.Outputs.FanoutLiveAliasArn?.Value).toEqual({ Ref: fanoutAlias });
     const invokes = statements().filter(({ statement }) => list(statement.Action).includes('lambda:InvokeFunction'));
-    expect(invokes.map(({ owner }) => owner)).toEqual(['RdsInvokeFanoutRole']);
-    expect(list(invokes[0]!.statement.Resource)).toEqual([{ Ref: fanoutAlias }]);
+    expect(invokes.map(({ owner }) => owner).sort()).toEqual(['FanoutRole', 'RdsInvokeFanoutRole']);
+    const rds = invokes.find(({ owner }) => owner === 'RdsInvokeFanoutRole')!;
+    expect(list(rds.statement.Resource)).toEqual([{ Ref: fanoutAlias }]);
+  });
+
+  it('lets fanout start shards on its own versions only (never another function, never by reference)', () => {
+    const invokes = statements().filter(({ owner, statement }) => owner === 'FanoutRole' && list(statement.Action).includes('lambda:InvokeFunction'));
+    expect(invokes).toHaveLength(1);
+    expect(list(invokes[0]!.statement.Action)).toEqual(['lambda:InvokeFunction']);
+    expect(list(invokes[0]!.statement.Resource)).toEqual([
+      { 'Fn::Sub': `arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:cablecar-${STAGE}-fanout:*` },
+    ]);
     expect(resources.RdsInvokeFanoutRole!.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service).toBe('rds.amazonaws.com');
   });
 });
@@ -274,7 +292,7 @@ describe('least privilege', () => {
     default: [],
     publish: ['secretsmanager:GetSecretValue'],
     history: ['secretsmanager:GetSecretValue'],
-    fanout: ['dynamodb:DeleteItem', 'dynamodb:Query', 'execute-api:ManageConnections'],
+    fanout: ['dynamodb:DeleteItem', 'dynamodb:Query', 'execute-api:ManageConnections', 'lambda:InvokeFunction'],
   };
 
   it.each(FUNCTIONS)('gives %s its own role with only what it uses', (name) => {
@@ -294,6 +312,8 @@ describe('least privilege', () => {
     for (const { statement } of rest) {
       const targets = list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]);
       const service = String(list(statement.Action)[0]).split(':')[0]!;
+        // fanout's own versions are named, not referenced (see "lets fanout start shards ...")
+        if (service === 'lambda') continue;
       if (service === 'secretsmanager') {
         // The token secret (a reference to it) or the database secret (the ARN the stage names), one per statement.
         expect(list(statement.Resource)).toHaveLength(1);
@@ -354,6 +374,38 @@ describe('tokens', () => {
     for (const { owner, statement } of reads) {
       expect(list(statement.Action), owner).toEqual(['secretsmanager:GetSecretValue']);
       expect(list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]), owner).toEqual(['JwtSecret']);
+    }
+  });
+});
+
+describe('small functions (README, "Small functions")', () => {
+  // Functions that post to sockets carry undici's HTTP/1.1 parser (two builds of llhttp as
+  // WebAssembly, 145 KB of the bundle); subscribe also carries pg for its replay.
+  const BUDGET_KB: Record<string, number> = { fanout: 400, subscribe: 460 };
+  const USES_POSTGRES = new Set(['publish', 'history', 'subscribe']);
+  const POSTS = new Set(['fanout', 'subscribe']);
+
+  it.each(FUNCTIONS)('packages %s alone: one minified bundle within its budget, with only what it uses', (name) => {
+    const entries = packages.get(name)!;
+    const bundles = [...entries.keys()].filter((file) => file.endsWith('.cjs'));
+    expect(bundles).toHaveLength(1);
+    // nothing shipped beside the bundle but its source map (the SDK comes with the runtime)
+    expect([...entries.keys()].filter((file) => !file.endsWith('.cjs') && !file.endsWith('.cjs.map'))).toEqual([]);
+    const code = entries.get(bundles[0]!)!.toString('utf8');
+    expect(code.length / 1024, `${name}: ${(code.length / 1024).toFixed(0)} KB`).toBeLessThanOrEqual(BUDGET_KB[name] ?? 200);
+    // minified (long lines; a readable build averages ~40 characters a line), and no inline source
+    // map: maps are files, never read by Node
+    expect(code.length / code.split('\n').length).toBeGreaterThan(1000);
+    expect(code).not.toContain('sourceMappingURL=data:');
+    // pg's SCRAM authentication and undici's error codes mark those libraries
+    expect(code.includes('SCRAM-SHA-256'), `${name} bundles pg`).toBe(USES_POSTGRES.has(name));
+    expect(code.includes('UND_ERR_'), `${name} bundles undici`).toBe(POSTS.has(name));
+    expect(code).not.toMatch(/require\("@aws-sdk\/client-apigatewaymanagementapi"\)/);
+  });
+
+  it('runs without --enable-source-maps (source maps would cost at load and on every stack trace)', () => {
+    for (const [id, fn] of ofType('AWS::Lambda::Function')) {
+      expect(String(fn.Properties.Environment?.Variables?.NODE_OPTIONS ?? ''), id).not.toContain('source-maps');
     }
   });
 });

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from '../validation.js';
 import { CablecarError, type ErrorCode } from './errors.js';
 
 /**
@@ -47,12 +47,12 @@ export const MAX_INBOUND_FRAME_BYTES = 4 * 1024;
  */
 export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
-const channelName = z
-  .string({ error: 'channel is required and must be a string' })
-  .regex(
+const channelName = z.string({ error: 'channel is required and must be a string' }).check(
+  z.regex(
     CHANNEL_NAME_PATTERN,
     'channel must be 1-128 characters of letters, digits, "_", "-", ".", ":", starting with a letter or digit',
-  );
+  ),
+);
 
 export function parseChannel(value: unknown): string {
   const parsed = channelName.safeParse(value);
@@ -62,12 +62,12 @@ export function parseChannel(value: unknown): string {
   return parsed.data;
 }
 
-const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const seq = z.int().check(z.gte(0), z.lte(Number.MAX_SAFE_INTEGER));
 
 export const subscribeFrame = z.strictObject({
   action: z.literal('subscribe'),
   channel: z.unknown(),
-  after: seq.optional(),
+  after: z.optional(seq),
 });
 export const unsubscribeFrame = z.strictObject({ action: z.literal('unsubscribe'), channel: z.unknown() });
 export const pingFrame = z.strictObject({ action: z.literal('ping') });
@@ -123,7 +123,7 @@ export function parseClientFrame(body: string | undefined | null): Record<string
 }
 
 /** Validates a parsed frame against one action's schema; an unknown action gets its own code. */
-export function parseAction<T extends z.ZodType>(schema: T, frame: Record<string, unknown>): z.infer<T> {
+export function parseAction<T extends z.ZodMiniType>(schema: T, frame: Record<string, unknown>): z.infer<T> {
   const parsed = schema.safeParse(frame);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
