@@ -9,6 +9,10 @@ import { FUNCTION_KEYS } from '../../infra/release/stageResources.js';
  * What `serverless package --stage prod` generates for AWS, checked without credentials: every
  * caller reaches the functions through their `live` alias, releases shift that alias with alarms
  * that roll back, and every role is scoped to what its holder does (DESIGN.md, Releases).
+ *
+ * The stage is packaged twice, once with the network params and once without. The release checks
+ * run on the template with them (the superset); the one without must be that same template minus
+ * exactly the VPC placement, so every check holds for it too.
  */
 
 // CloudFormation is untyped JSON, read by path.
@@ -28,8 +32,16 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const STAGE = 'prod';
 // The release command's list of a stage's functions: the template must hold exactly these.
 const FUNCTIONS: readonly string[] = FUNCTION_KEYS;
+// serverless.yml custom.databaseFunctions: the functions that talk to PostgreSQL.
+const DATABASE_FUNCTIONS = ['publish', 'history', 'subscribe'];
+const SUBNETS = ['subnet-0123456789abcdef0', 'subnet-0fedcba9876543210'];
+const SECURITY_GROUPS = ['sg-0123456789abcdef0'];
+const NETWORK_PARAMS = [`vpcSubnetIds=${SUBNETS.join(', ')}`, `vpcSecurityGroupIds=${SECURITY_GROUPS.join(',')}`];
+// What Lambda needs to manage a VPC function's network interfaces; the first two take no resource.
+const ENI_ACTIONS = ['ec2:AssignPrivateIpAddresses', 'ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:UnassignPrivateIpAddresses'];
+const ONLY_ON_EVERY_RESOURCE = ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'];
 
-async function packageStage(packageDir: string): Promise<void> {
+async function packageStage(packageDir: string, params: string[] = []): Promise<void> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: 'postgres://user:password@db.invalid:5432/cablecar',
@@ -41,7 +53,8 @@ async function packageStage(packageDir: string): Promise<void> {
   };
   for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'WEBSOCKET_API_ENDPOINT']) delete env[name];
   const cli = join(ROOT, 'node_modules', 'serverless', 'bin', 'serverless.js');
-  const child = spawn(process.execPath, [cli, 'package', '--stage', STAGE, '--package', packageDir], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [cli, 'package', '--stage', STAGE, '--package', packageDir, ...params.flatMap((param) => ['--param', param])];
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk) => (output += chunk));
   child.stderr.on('data', (chunk) => (output += chunk));
@@ -50,8 +63,11 @@ async function packageStage(packageDir: string): Promise<void> {
 }
 
 let packageDir: string;
+// packaged with the network params
 let template: Template;
 let resources: Record<string, Resource>;
+// packaged without them
+let plainTemplate: Template;
 
 const ofType = (type: string) => Object.entries(resources).filter(([, resource]) => resource.Type === type);
 
@@ -93,17 +109,22 @@ function liveFunction(name: string) {
   return { functionId, versionIds: versions.map(([id]) => id), aliases };
 }
 
-beforeAll(async () => {
-  packageDir = await mkdtemp(join(tmpdir(), 'cablecar-package-'));
+async function packagedTemplate(dir: string, params: string[]): Promise<Template> {
   try {
-    await packageStage(packageDir);
+    await packageStage(dir, params);
   } catch {
     // The .esbuild folder is shared with anything else building at the same moment; a real
     // failure fails again.
-    await packageStage(packageDir);
+    await packageStage(dir, params);
   }
-  template = JSON.parse(await readFile(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+  return JSON.parse(await readFile(join(dir, 'cloudformation-template-update-stack.json'), 'utf8'));
+}
+
+beforeAll(async () => {
+  packageDir = await mkdtemp(join(tmpdir(), 'cablecar-package-'));
+  template = await packagedTemplate(join(packageDir, 'network'), NETWORK_PARAMS);
   resources = template.Resources;
+  plainTemplate = await packagedTemplate(join(packageDir, 'plain'), []);
 });
 
 afterAll(async () => {
@@ -224,7 +245,10 @@ describe('least privilege', () => {
     expect(allows.length).toBeGreaterThan(0);
     for (const { owner, statement } of allows) {
       for (const action of list(statement.Action)) expect(String(action), owner).not.toContain('*');
-      if (statement.Principal === undefined) expect(list(statement.Resource), owner).not.toContain('*');
+      // except the two describe actions of VPC functions, which AWS allows on every resource only
+      if (statement.Principal === undefined && list(statement.Action).some((action) => !ONLY_ON_EVERY_RESOURCE.includes(action))) {
+        expect(list(statement.Resource), owner).not.toContain('*');
+      }
     }
   });
 
@@ -242,14 +266,15 @@ describe('least privilege', () => {
     expect(actions.sort()).toEqual(['cloudwatch:DescribeAlarms', 'lambda:GetAlias', 'lambda:GetProvisionedConcurrencyConfig', 'lambda:UpdateAlias']);
   });
 
+  // With the network params: the database functions also manage their network interfaces.
   const expected: Record<string, string[]> = {
     connect: ['dynamodb:PutItem'],
     disconnect: ['dynamodb:DeleteItem', 'dynamodb:Query'],
-    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'execute-api:ManageConnections'],
+    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', ...ENI_ACTIONS, 'execute-api:ManageConnections'],
     unsubscribe: ['dynamodb:DeleteItem'],
     default: [],
-    publish: [],
-    history: [],
+    publish: [...ENI_ACTIONS],
+    history: [...ENI_ACTIONS],
     fanout: ['dynamodb:DeleteItem', 'dynamodb:Query', 'execute-api:ManageConnections'],
   };
 
@@ -268,9 +293,70 @@ describe('least privilege', () => {
     const rest = granted.filter((entry) => !logs.includes(entry));
     expect([...new Set(rest.flatMap(({ statement }) => list(statement.Action)))].sort()).toEqual(expected[name]);
     for (const { statement } of rest) {
-      const targets = list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]);
       const service = String(list(statement.Action)[0]).split(':')[0];
+      if (service === 'ec2') {
+        expect(networkInterfaceResources(statement)).toBe(true);
+        continue;
+      }
+      const targets = list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]);
       expect(targets).toContain(service === 'dynamodb' ? 'ConnectionsTable' : 'WebsocketsApi');
     }
+  });
+});
+
+/** An ec2 statement of a VPC function: the describes on every resource, the rest within the stage's account and region. */
+function networkInterfaceResources(statement: Json): boolean {
+  const actions: string[] = list(statement.Action);
+  if (actions.every((action) => ONLY_ON_EVERY_RESOURCE.includes(action))) return statement.Resource === '*';
+  return (
+    actions.every((action) => ENI_ACTIONS.includes(action) && !ONLY_ON_EVERY_RESOURCE.includes(action)) &&
+    JSON.stringify(list(statement.Resource)) === JSON.stringify([{ 'Fn::Sub': 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:*/*' }])
+  );
+}
+
+/**
+ * The template with the VPC placement taken out, and what differs between any two packagings made
+ * comparable: version ids (they hash the function's settings) and the upload folder.
+ */
+function withoutPlacement(value: Template): Json {
+  const copy: Json = structuredClone(value);
+  for (const resource of Object.values<Resource>(copy.Resources)) {
+    if (resource.Type === 'AWS::Lambda::Function') delete resource.Properties.VpcConfig;
+    if (resource.Type === 'AWS::IAM::Role') {
+      resource.Properties.Policies = resource.Properties.Policies?.filter((policy: Json) => policy.PolicyName !== 'vpc-network-interfaces');
+    }
+  }
+  return JSON.parse(
+    JSON.stringify(copy)
+      .replace(/([A-Za-z0-9]+LambdaVersion)[A-Za-z0-9]+/g, '$1')
+      // the artifact's upload folder is named after the time of packaging
+      .replace(/(serverless\/cablecar\/prod\/)[^/"]+/g, '$1<packaged-at>'),
+  );
+}
+
+describe('network placement (params vpcSubnetIds, vpcSecurityGroupIds)', () => {
+  it('puts exactly the functions that use PostgreSQL in the given subnets and security groups', () => {
+    const placed = FUNCTIONS.filter((name) => resources[liveFunction(name).functionId!]!.Properties.VpcConfig);
+    expect(placed.sort()).toEqual([...DATABASE_FUNCTIONS].sort());
+    for (const name of DATABASE_FUNCTIONS) {
+      expect(resources[liveFunction(name).functionId!]!.Properties.VpcConfig, name).toEqual({ SubnetIds: SUBNETS, SecurityGroupIds: SECURITY_GROUPS });
+    }
+  });
+
+  it('gives the network interface actions to the roles of those functions only', () => {
+    const rolesWithEc2 = new Set(statements().filter(({ statement }) => list(statement.Action).some((action: string) => action.startsWith('ec2:'))).map(({ owner }) => owner));
+    const databaseRoles = DATABASE_FUNCTIONS.map((name) => resources[liveFunction(name).functionId!]!.Properties.Role['Fn::GetAtt'][0]);
+    expect([...rolesWithEc2].sort()).toEqual([...databaseRoles].sort());
+  });
+
+  it('without the params places no function in a VPC and grants no ec2 action', () => {
+    const functions = Object.values<Resource>(plainTemplate.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
+    expect(functions).toHaveLength(FUNCTIONS.length);
+    for (const fn of functions) expect(fn.Properties.VpcConfig, fn.Properties.FunctionName).toBeUndefined();
+    expect(JSON.stringify(plainTemplate)).not.toContain('ec2:');
+  });
+
+  it('without the params is the same template minus the placement, so every check above holds for it too', () => {
+    expect(withoutPlacement(plainTemplate)).toEqual(withoutPlacement(template));
   });
 });
