@@ -100,6 +100,24 @@ class VpcPlacementPlugin {
     return names;
   }
 
+  /**
+   * The functions given database settings in their own environment must be exactly the listed
+   * ones: one that reads PostgreSQL without being listed would be left outside the VPC, unable to
+   * reach the database, and one listed without settings would sit in the VPC for nothing.
+   */
+  assertOneListOfDatabaseFunctions(databaseFunctions) {
+    const service = this.serverless.service;
+    const hasDatabaseSettings = (name) =>
+      Object.entries(service.getFunction(name).environment || {}).some(([key, value]) => key.startsWith('DATABASE_') && value !== null && value !== undefined);
+    const withSettings = service.getAllFunctions().filter(hasDatabaseSettings);
+    if (withSettings.length === 0) return; // the settings are given to every function at once (provider.environment)
+    const listed = new Set(databaseFunctions);
+    const unlisted = withSettings.filter((name) => !listed.has(name));
+    if (unlisted.length > 0) throw this.error(`${unlisted.join(', ')} get database settings but are not in custom.databaseFunctions`);
+    const without = databaseFunctions.filter((name) => !hasDatabaseSettings(name));
+    if (without.length > 0) throw this.error(`custom.databaseFunctions lists ${without.join(', ')}, which get no database settings`);
+  }
+
   async readSsm(paramName, name) {
     if (!name) throw this.error(`${paramName}: "ssm:" needs a parameter name`);
     try {
@@ -120,6 +138,7 @@ class VpcPlacementPlugin {
       throw this.error('provider.vpc would put every function in the VPC: use the stage params vpcSubnetIds and vpcSecurityGroupIds instead');
     }
     const databaseFunctions = this.databaseFunctions();
+    this.assertOneListOfDatabaseFunctions(databaseFunctions);
     const settings = (service.custom && service.custom.vpcPlacement) || {};
     const subnetIds = await resolveIdList('vpcSubnetIds', settings.subnetIds, (param, name) => this.readSsm(param, name));
     const securityGroupIds = await resolveIdList('vpcSecurityGroupIds', settings.securityGroupIds, (param, name) => this.readSsm(param, name));

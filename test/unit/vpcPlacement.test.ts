@@ -18,11 +18,19 @@ const GROUP = 'sg-0123456789abcdef0';
 
 class ServerlessError extends Error {}
 
-function fakeServerless({ subnetIds = '', securityGroupIds = '', providerVpc = undefined as unknown, roles = {} as Record<string, string> } = {}) {
+const DATABASE_SETTINGS = { DATABASE_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db', DATABASE_HOST: null };
+
+function fakeServerless({
+  subnetIds = '',
+  securityGroupIds = '',
+  providerVpc = undefined as unknown,
+  roles = {} as Record<string, string>,
+  environments = { publish: DATABASE_SETTINGS, history: DATABASE_SETTINGS } as Record<string, object>,
+} = {}) {
   const functions: Record<string, any> = {
-    connect: { role: roles.connect ?? 'ConnectRole' },
-    publish: { role: roles.publish ?? 'PublishRole' },
-    history: { role: roles.history ?? 'HistoryRole' },
+    connect: { role: roles.connect ?? 'ConnectRole', environment: environments.connect },
+    publish: { role: roles.publish ?? 'PublishRole', environment: environments.publish },
+    history: { role: roles.history ?? 'HistoryRole', environment: environments.history },
   };
   const resources: Record<string, any> = {};
   for (const fn of Object.values(functions)) resources[fn.role] = { Type: 'AWS::IAM::Role', Properties: { Policies: [] } };
@@ -60,6 +68,11 @@ describe('vpc-placement-plugin', () => {
     expect(resources.ConnectRole.Properties.Policies).toEqual([]);
   });
 
+  it('accepts database settings given to every function at once (provider.environment)', async () => {
+    const { functions } = await packageWith({ environments: {} });
+    expect(functions.publish.vpc).toBe(false);
+  });
+
   it('changes nothing but "no VPC" without the params', async () => {
     const { functions, resources } = await packageWith({});
     for (const fn of Object.values(functions)) expect(fn.vpc).toBe(false);
@@ -73,6 +86,8 @@ describe('vpc-placement-plugin', () => {
     [{ subnetIds: SUBNETS, securityGroupIds: 'default' }, /not a security group id: default/],
     [{ subnetIds: SUBNETS, securityGroupIds: GROUP, providerVpc: { subnetIds: ['subnet-0123456789abcdef0'] } }, /provider\.vpc would put every function/],
     [{ subnetIds: SUBNETS, securityGroupIds: GROUP, roles: { publish: 'SharedRole', connect: 'SharedRole' } }, /SharedRole of "publish" is shared with a function outside the VPC/],
+    [{ environments: { connect: { DATABASE_HOST: 'proxy' }, publish: DATABASE_SETTINGS, history: DATABASE_SETTINGS } }, /connect get database settings but are not in custom\.databaseFunctions/],
+    [{ environments: { publish: DATABASE_SETTINGS, history: { DATABASE_HOST: null } } }, /lists history, which get no database settings/],
   ])('refuses %j', async (options, reason) => {
     await expect(packageWith(options)).rejects.toThrow(reason);
   });
