@@ -108,7 +108,7 @@ class VpcPlacementPlugin {
   assertOneListOfDatabaseFunctions(databaseFunctions) {
     const service = this.serverless.service;
     const hasDatabaseSettings = (name) =>
-      Object.entries(service.getFunction(name).environment || {}).some(([key, value]) => key.startsWith('DATABASE_') && value !== null && value !== undefined);
+      Object.entries(service.getFunction(name).environment || {}).some(([key, value]) => key.startsWith('DATABASE_') && value !== null && value !== undefined && value !== '');
     const withSettings = service.getAllFunctions().filter(hasDatabaseSettings);
     if (withSettings.length === 0) return; // the settings are given to every function at once (provider.environment)
     const listed = new Set(databaseFunctions);
