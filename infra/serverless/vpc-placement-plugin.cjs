@@ -113,9 +113,9 @@ class VpcPlacementPlugin {
     if (withSettings.length === 0) return; // the settings are given to every function at once (provider.environment)
     const listed = new Set(databaseFunctions);
     const unlisted = withSettings.filter((name) => !listed.has(name));
-    if (unlisted.length > 0) throw this.error(`${unlisted.join(', ')} get database settings but are not in custom.databaseFunctions`);
+    if (unlisted.length > 0) throw this.error(`database settings go to ${unlisted.join(', ')}, which custom.databaseFunctions does not list`);
     const without = databaseFunctions.filter((name) => !hasDatabaseSettings(name));
-    if (without.length > 0) throw this.error(`custom.databaseFunctions lists ${without.join(', ')}, which get no database settings`);
+    if (without.length > 0) throw this.error(`custom.databaseFunctions lists ${without.join(', ')}, but no database settings go to it`);
   }
 
   async readSsm(paramName, name) {

@@ -2,17 +2,13 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_KEYS } from '../../infra/release/stageResources.js';
 
 /**
  * What `serverless package --stage prod` generates for AWS, checked without credentials: every
  * caller reaches the functions through their `live` alias, releases shift that alias with alarms
  * that roll back, and every role is scoped to what its holder does (DESIGN.md, Releases).
- *
- * The stage is packaged twice, once with the network params and once without. The release checks
- * run on the template with them (the superset); the one without must be that same template minus
- * exactly the VPC placement, so every check holds for it too.
  */
 
 // CloudFormation is untyped JSON, read by path.
@@ -32,29 +28,41 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const STAGE = 'prod';
 // The release command's list of a stage's functions: the template must hold exactly these.
 const FUNCTIONS: readonly string[] = FUNCTION_KEYS;
-// serverless.yml custom.databaseFunctions: the functions that talk to PostgreSQL.
-const DATABASE_FUNCTIONS = ['publish', 'history', 'subscribe'];
+
+// What a stage that keeps its PostgreSQL settings in Secrets Manager passes (README, "Secrets").
+const DATABASE_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:cablecar-prod-db-AbCdEf';
+const DATABASE_HOST = 'cablecar-prod.proxy-abcdefghijkl.us-east-1.rds.amazonaws.com';
+// The functions that use PostgreSQL (serverless.yml custom.databaseFunctions), and the network
+// they are placed in (README, "Deploy into your account").
+const DATABASE_FUNCTIONS = ['subscribe', 'publish', 'history'];
 const SUBNETS = ['subnet-0123456789abcdef0', 'subnet-0fedcba9876543210'];
 const SECURITY_GROUPS = ['sg-0123456789abcdef0'];
-const NETWORK_PARAMS = [`vpcSubnetIds=${SUBNETS.join(', ')}`, `vpcSecurityGroupIds=${SECURITY_GROUPS.join(',')}`];
-// What Lambda needs to manage a VPC function's network interfaces; the first two take no resource.
+// What Lambda needs to manage a VPC function's network interfaces; the describes take no resource.
 const ENI_ACTIONS = ['ec2:AssignPrivateIpAddresses', 'ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:UnassignPrivateIpAddresses'];
 const ONLY_ON_EVERY_RESOURCE = ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'];
+const STAGE_PARAMS = {
+  databaseSecretArn: DATABASE_SECRET_ARN,
+  databaseHost: DATABASE_HOST,
+  vpcSubnetIds: SUBNETS.join(', '),
+  vpcSecurityGroupIds: SECURITY_GROUPS.join(','),
+};
+// In the deploying shell, as it was once the way to configure a stage: it must reach no function.
+const LOCAL_DATABASE_URL = 'postgres://cablecar:pa55word@db.invalid:5432/cablecar';
 
-async function packageStage(packageDir: string, params: string[] = []): Promise<void> {
+async function packageStage(packageDir: string, params: Record<string, string>): Promise<void> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    DATABASE_URL: 'postgres://user:password@db.invalid:5432/cablecar',
+    DATABASE_URL: LOCAL_DATABASE_URL,
     SLS_TELEMETRY_DISABLED: '1',
     SLS_NOTIFICATIONS_MODE: 'off',
     // Packaging must not need an AWS account: nothing to find credentials with.
     AWS_SHARED_CREDENTIALS_FILE: join(packageDir, 'no-credentials'),
     AWS_CONFIG_FILE: join(packageDir, 'no-config'),
   };
-  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'WEBSOCKET_API_ENDPOINT']) delete env[name];
+  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'WEBSOCKET_API_ENDPOINT', 'JWT_SECRET_ARN', 'CABLECAR_JWT_SECRET']) delete env[name];
   const cli = join(ROOT, 'node_modules', 'serverless', 'bin', 'serverless.js');
-  const args = [cli, 'package', '--stage', STAGE, '--package', packageDir, ...params.flatMap((param) => ['--param', param])];
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const paramArgs = Object.entries(params).flatMap(([name, value]) => ['--param', `${name}=${value}`]);
+  const child = spawn(process.execPath, [cli, 'package', '--stage', STAGE, '--package', packageDir, ...paramArgs], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk) => (output += chunk));
   child.stderr.on('data', (chunk) => (output += chunk));
@@ -62,12 +70,27 @@ async function packageStage(packageDir: string, params: string[] = []): Promise<
   if (code !== 0) throw new Error(`serverless package exited with ${code}:\n${output}`);
 }
 
-let packageDir: string;
-// packaged with the network params
+/** The generated template of the prod stage, packaged with these stage parameters. */
+async function packagedTemplate(params: Record<string, string>): Promise<Template> {
+  const packageDir = await mkdtemp(join(tmpdir(), 'cablecar-package-'));
+  try {
+    try {
+      await packageStage(packageDir, params);
+    } catch {
+      // The .esbuild folder is shared with anything else building at the same moment; a real
+      // failure fails again.
+      await packageStage(packageDir, params);
+    }
+    return JSON.parse(await readFile(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+  } finally {
+    await rm(packageDir, { recursive: true, force: true });
+  }
+}
+
 let template: Template;
+/** The same stage packaged without any of the optional parameters. */
+let bareTemplate: Template;
 let resources: Record<string, Resource>;
-// packaged without them
-let plainTemplate: Template;
 
 const ofType = (type: string) => Object.entries(resources).filter(([, resource]) => resource.Type === type);
 
@@ -91,7 +114,10 @@ function statements(): Array<{ owner: string; statement: Json }> {
   const visit = (owner: string, value: Json) => {
     if (Array.isArray(value)) value.forEach((item) => visit(owner, item));
     else if (value !== null && typeof value === 'object') {
-      if (Array.isArray(value.Statement)) for (const statement of value.Statement) found.push({ owner, statement });
+      // A statement under Fn::If counts as granted (either branch may hold); AWS::NoValue grants nothing.
+      const unwrap = (statement: Json): Json[] =>
+        statement?.['Fn::If'] ? statement['Fn::If'].slice(1).flatMap(unwrap) : statement?.Ref === 'AWS::NoValue' ? [] : [statement];
+      if (Array.isArray(value.Statement)) for (const statement of value.Statement.flatMap(unwrap)) found.push({ owner, statement });
       Object.values(value).forEach((item) => visit(owner, item));
     }
   };
@@ -109,30 +135,15 @@ function liveFunction(name: string) {
   return { functionId, versionIds: versions.map(([id]) => id), aliases };
 }
 
-async function packagedTemplate(dir: string, params: string[]): Promise<Template> {
-  try {
-    await packageStage(dir, params);
-  } catch {
-    // The .esbuild folder is shared with anything else building at the same moment; a real
-    // failure fails again.
-    await packageStage(dir, params);
-  }
-  return JSON.parse(await readFile(join(dir, 'cloudformation-template-update-stack.json'), 'utf8'));
-}
-
 beforeAll(async () => {
-  packageDir = await mkdtemp(join(tmpdir(), 'cablecar-package-'));
-  template = await packagedTemplate(join(packageDir, 'network'), NETWORK_PARAMS);
+  // One after the other: both use the project's .esbuild folder.
+  template = await packagedTemplate(STAGE_PARAMS);
+  bareTemplate = await packagedTemplate({});
   resources = template.Resources;
-  plainTemplate = await packagedTemplate(join(packageDir, 'plain'), []);
-});
-
-afterAll(async () => {
-  if (packageDir) await rm(packageDir, { recursive: true, force: true });
 });
 
 describe('functions behind the live alias', () => {
-  it('has exactly the eight functions of cablecar', () => {
+  it('has exactly the functions of cablecar (the release command\'s FUNCTION_KEYS)', () => {
     const names = ofType('AWS::Lambda::Function').map(([, fn]) => String(fn.Properties.FunctionName).replace(`cablecar-${STAGE}-`, ''));
     expect(names.sort()).toEqual([...FUNCTIONS].sort());
   });
@@ -163,7 +174,8 @@ describe('functions behind the live alias', () => {
 
   it('grants every invoke permission on an alias only, to its own API', () => {
     const permissions = ofType('AWS::Lambda::Permission');
-    expect(permissions).toHaveLength(7);
+    // seven routes and the $connect authorizer
+    expect(permissions).toHaveLength(8);
     for (const [id, permission] of permissions) {
       const target = permission.Properties.FunctionName?.Ref;
       expect(resources[target]?.Type, `${id} → ${JSON.stringify(permission.Properties.FunctionName)}`).toBe('AWS::Lambda::Alias');
@@ -222,13 +234,16 @@ describe('releases', () => {
 
     const throttles = alarms.get('ThrottlesAlarm');
     const watched = throttles.Metrics.filter((query: Json) => query.MetricStat);
-    expect(watched.map((query: Json) => query.MetricStat.Metric.MetricName)).toEqual(FUNCTIONS.map(() => 'Throttles'));
-    expect(watched.map((query: Json) => dimensions(query.MetricStat.Metric).ExecutedVersion)).toEqual(FUNCTIONS.map(newVersion));
+    // Every function but fanout, whose throttling is its reserved concurrency doing its job.
+    const throttled = FUNCTIONS.filter((name) => name !== 'fanout');
+    expect(watched.map((query: Json) => query.MetricStat.Metric.MetricName)).toEqual(throttled.map(() => 'Throttles'));
+    const byId = (versions: Json[]) => versions.map((version) => version['Fn::GetAtt'][0]).sort();
+    expect(byId(watched.map((query: Json) => dimensions(query.MetricStat.Metric).ExecutedVersion))).toEqual(byId(throttled.map(newVersion)));
     expect(throttles.Metrics.filter((query: Json) => query.ReturnData)).toHaveLength(1);
 
     // The alarms must already follow the new version when CodeDeploy starts shifting.
     const { aliases } = liveFunction('fanout');
-    expect(aliases[0]![1].DependsOn).toEqual(expect.arrayContaining(['FanoutErrorsAlarm', 'ThrottlesAlarm']));
+    expect(aliases[0]![1].DependsOn).toEqual(['FanoutErrorsAlarm']);
     expect(liveFunction('publish').aliases[0]![1].DependsOn).toEqual(expect.arrayContaining(['ServerErrorsAlarm', 'ThrottlesAlarm']));
   });
 
@@ -245,7 +260,7 @@ describe('least privilege', () => {
     expect(allows.length).toBeGreaterThan(0);
     for (const { owner, statement } of allows) {
       for (const action of list(statement.Action)) expect(String(action), owner).not.toContain('*');
-      // except the two describe actions of VPC functions, which AWS allows on every resource only
+      // except the two describes of the VPC functions, which AWS allows on every resource only
       if (statement.Principal === undefined && list(statement.Action).some((action) => !ONLY_ON_EVERY_RESOURCE.includes(action))) {
         expect(list(statement.Resource), owner).not.toContain('*');
       }
@@ -266,15 +281,16 @@ describe('least privilege', () => {
     expect(actions.sort()).toEqual(['cloudwatch:DescribeAlarms', 'lambda:GetAlias', 'lambda:GetProvisionedConcurrencyConfig', 'lambda:UpdateAlias']);
   });
 
-  // With the network params: the database functions also manage their network interfaces.
   const expected: Record<string, string[]> = {
+    authorize: ['secretsmanager:GetSecretValue'],
     connect: ['dynamodb:PutItem'],
     disconnect: ['dynamodb:DeleteItem', 'dynamodb:Query'],
-    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', ...ENI_ACTIONS, 'execute-api:ManageConnections'],
+    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', ...ENI_ACTIONS, 'execute-api:ManageConnections', 'secretsmanager:GetSecretValue'],
     unsubscribe: ['dynamodb:DeleteItem'],
     default: [],
-    publish: [...ENI_ACTIONS],
-    history: [...ENI_ACTIONS],
+    // in the VPC, with the network params: their network interfaces too
+    publish: [...ENI_ACTIONS, 'secretsmanager:GetSecretValue'],
+    history: [...ENI_ACTIONS, 'secretsmanager:GetSecretValue'],
     fanout: ['dynamodb:DeleteItem', 'dynamodb:Query', 'execute-api:ManageConnections'],
   };
 
@@ -293,14 +309,146 @@ describe('least privilege', () => {
     const rest = granted.filter((entry) => !logs.includes(entry));
     expect([...new Set(rest.flatMap(({ statement }) => list(statement.Action)))].sort()).toEqual(expected[name]);
     for (const { statement } of rest) {
-      const service = String(list(statement.Action)[0]).split(':')[0];
-      if (service === 'ec2') {
-        expect(networkInterfaceResources(statement)).toBe(true);
-        continue;
-      }
       const targets = list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]);
-      expect(targets).toContain(service === 'dynamodb' ? 'ConnectionsTable' : 'WebsocketsApi');
+      const service = String(list(statement.Action)[0]).split(':')[0]!;
+      if (service === 'ec2') expect(networkInterfaceResources(statement), JSON.stringify(statement)).toBe(true);
+      else if (service === 'secretsmanager') {
+        // The token secret (a reference to it) or the database secret (the ARN the stage names), one per statement.
+        expect(list(statement.Resource)).toHaveLength(1);
+        expect(list(statement.Resource)[0] === DATABASE_SECRET_ARN || targets.includes('JwtSecret')).toBe(true);
+      } else expect(targets).toContain(service === 'dynamodb' ? 'ConnectionsTable' : 'WebsocketsApi');
     }
+  });
+});
+
+describe('tokens', () => {
+  const environment = (name: string): Record<string, Json> => resources[liveFunction(name).functionId!]!.Properties.Environment?.Variables ?? {};
+
+  it('puts the authorize function, a REQUEST authorizer reading ?token=, on $connect and on no other route', () => {
+    const routes = ofType('AWS::ApiGatewayV2::Route');
+    const connect = routes.find(([, route]) => route.Properties.RouteKey === '$connect')![1].Properties;
+    expect(connect.AuthorizationType).toBe('CUSTOM');
+    const authorizer = resources[connect.AuthorizerId.Ref]!;
+    expect(authorizer.Type).toBe('AWS::ApiGatewayV2::Authorizer');
+    expect(authorizer.Properties).toMatchObject({ AuthorizerType: 'REQUEST', IdentitySource: ['route.request.querystring.token'] });
+    expect(referencedIds(authorizer.Properties.ApiId)).toEqual(new Set(['WebsocketsApi']));
+    // Through the live alias, like every other caller.
+    const [aliasId] = liveFunction('authorize').aliases[0]!;
+    expect([...referencedIds(authorizer.Properties.AuthorizerUri)].filter((ref) => resources[ref])).toEqual([aliasId]);
+    for (const [id, route] of routes.filter(([, r]) => r.Properties.RouteKey !== '$connect')) {
+      expect(route.Properties.AuthorizerId, id).toBeUndefined();
+    }
+  });
+
+  it('runs the authorizer on a runtime that supports callback handlers (it answers "Unauthorized" through the callback)', () => {
+    const runtime = String(resources[liveFunction('authorize').functionId!]!.Properties.Runtime);
+    expect(Number(/^nodejs(\d+)\.x$/.exec(runtime)?.[1])).toBeLessThanOrEqual(22);
+  });
+
+  it('makes the HS256 secret in Secrets Manager unless the stage names one, and outputs its ARN', () => {
+    expect(resources.JwtSecret).toMatchObject({
+      Type: 'AWS::SecretsManager::Secret',
+      Condition: 'CreateJwtSecret',
+      Properties: { GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true } },
+    });
+    expect(referencedIds(template.Outputs.JwtSecretArn!.Value)).toEqual(new Set(['JwtSecret']));
+  });
+
+  it('gives the token settings to the functions that verify tokens only, and never a secret value', () => {
+    const verifying = ['authorize', 'publish', 'history'];
+    for (const name of FUNCTIONS) {
+      const variables = environment(name);
+      const tokenSettings = Object.keys(variables).filter((key) => /^(JWT_|JWKS_)/.test(key)).sort();
+      expect(tokenSettings, name).toEqual(verifying.includes(name) ? ['JWKS_URL', 'JWT_AUDIENCE', 'JWT_ISSUER', 'JWT_SECRET_ARN'] : []);
+      expect(variables.CABLECAR_JWT_SECRET, name).toBeUndefined();
+      // The secret's ARN, as a reference to it: the value is read at run time.
+      if (verifying.includes(name)) expect(referencedIds(variables.JWT_SECRET_ARN)).toEqual(new Set(['JwtSecret']));
+    }
+  });
+
+  it('lets only the roles of authorize, publish and history read the token secret', () => {
+    const reads = statements().filter(({ statement }) => list(statement.Resource).some((resource) => referencedIds(resource).has('JwtSecret')));
+    expect(reads.map(({ owner }) => owner).sort()).toEqual(['AuthorizeRole', 'HistoryRole', 'PublishRole']);
+    for (const { owner, statement } of reads) {
+      expect(list(statement.Action), owner).toEqual(['secretsmanager:GetSecretValue']);
+      expect(list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]), owner).toEqual(['JwtSecret']);
+    }
+  });
+});
+
+describe('secrets and database settings', () => {
+  const environmentOf = (from: Template, name: string): Record<string, Json> =>
+    Object.values(from.Resources).find((resource) => resource.Type === 'AWS::Lambda::Function' && resource.Properties.FunctionName === `cablecar-${STAGE}-${name}`)!
+      .Properties.Environment?.Variables ?? {};
+
+  it.each([
+    ['with', () => template],
+    ['without', () => bareTemplate],
+  ])('puts no password or secret in any function\'s environment (%s the database parameters)', (_label, from) => {
+    for (const name of FUNCTIONS) {
+      const environment = environmentOf(from(), name);
+      expect(Object.keys(environment).filter((key) => /PASSWORD|SECRET(?!_ARN$)|TOKEN|KEY/i.test(key)), name).toEqual([]);
+      const text = JSON.stringify(environment);
+      expect(text, name).not.toContain('pa55word');
+      expect(text, name).not.toMatch(/postgres(ql)?:\/\//);
+      expect(environment.DATABASE_URL, name).toBeUndefined();
+    }
+    // Nowhere in the template either.
+    expect(JSON.stringify(from())).not.toContain('pa55word');
+  });
+
+  it('gives the database settings to the functions that use PostgreSQL, and to no other', () => {
+    for (const name of FUNCTIONS) {
+      const database = Object.keys(environmentOf(template, name)).filter((key) => key.startsWith('DATABASE_') || key === 'NODE_EXTRA_CA_CERTS');
+      if (DATABASE_FUNCTIONS.includes(name)) expect(database.sort(), name).toEqual(['DATABASE_HOST', 'DATABASE_SECRET_ARN', 'NODE_EXTRA_CA_CERTS']);
+      else expect(database, name).toEqual([]);
+    }
+    expect(environmentOf(template, 'publish')).toMatchObject({ DATABASE_SECRET_ARN, DATABASE_HOST, NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem' });
+  });
+
+  it('lets only those functions\' roles read the database secret, that ARN only, when the stage has one', () => {
+    const reads = statements().filter(({ statement }) => list(statement.Resource).includes(DATABASE_SECRET_ARN) || list(statement.Action).some((action: string) => action.startsWith('kms:')));
+    expect(reads.map(({ owner }) => owner).sort()).toEqual(['HistoryRole', 'PublishRole', 'SubscribeRole']);
+    for (const { statement } of reads) {
+      expect(list(statement.Action)).toEqual(['secretsmanager:GetSecretValue']);
+      expect(list(statement.Resource)).toEqual([DATABASE_SECRET_ARN]);
+    }
+    // The grant's condition holds with the parameter, and does not without it.
+    const holds = (from: Template) => {
+      const [left, right] = (from as Json).Conditions.HasDatabaseSecret['Fn::Not'][0]['Fn::Equals'];
+      return left !== right;
+    };
+    expect(holds(template)).toBe(true);
+    expect(holds(bareTemplate)).toBe(false);
+    expect(Object.keys(environmentOf(bareTemplate, 'publish')).filter((key) => key.startsWith('DATABASE_'))).toEqual([]);
+  });
+});
+
+describe('limits', () => {
+  it('throttles every route of both APIs\' stages, as the prod parameters say', () => {
+    expect(resources.HttpApiStage!.Properties.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: 1000, ThrottlingBurstLimit: 2000 });
+    expect(resources.WebsocketsDeploymentStage!.Properties.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: 1000, ThrottlingBurstLimit: 2000 });
+    expect(ofType('AWS::ApiGatewayV2::Stage')).toHaveLength(2);
+  });
+
+  it('reserves concurrency for fanout, and for no other function', () => {
+    const reserved = Object.fromEntries(
+      ofType('AWS::Lambda::Function')
+        .filter(([, fn]) => fn.Properties.ReservedConcurrentExecutions !== undefined)
+        .map(([, fn]) => [fn.Properties.FunctionName, fn.Properties.ReservedConcurrentExecutions]),
+    );
+    expect(reserved).toEqual({ [`cablecar-${STAGE}-fanout`]: 100 });
+  });
+
+  it('allows no cross-origin browser on prod unless configured, with the headers a browser client needs', () => {
+    const [[, api]] = ofType('AWS::ApiGatewayV2::Api').filter(([, a]) => a.Properties.ProtocolType === 'HTTP') as [[string, Resource]];
+    expect(api.Properties.CorsConfiguration).toEqual({
+      AllowOrigins: [],
+      AllowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'],
+      AllowMethods: ['GET', 'POST', 'OPTIONS'],
+      ExposeHeaders: ['Retry-After', 'Idempotent-Replayed'],
+      MaxAge: 600,
+    });
   });
 });
 
@@ -314,27 +462,9 @@ function networkInterfaceResources(statement: Json): boolean {
   );
 }
 
-/**
- * The template with the VPC placement taken out, and what differs between any two packagings made
- * comparable: version ids (they hash the function's settings) and the upload folder.
- */
-function withoutPlacement(value: Template): Json {
-  const copy: Json = structuredClone(value);
-  for (const resource of Object.values<Resource>(copy.Resources)) {
-    if (resource.Type === 'AWS::Lambda::Function') delete resource.Properties.VpcConfig;
-    if (resource.Type === 'AWS::IAM::Role') {
-      resource.Properties.Policies = resource.Properties.Policies?.filter((policy: Json) => policy.PolicyName !== 'vpc-network-interfaces');
-    }
-  }
-  return JSON.parse(
-    JSON.stringify(copy)
-      .replace(/([A-Za-z0-9]+LambdaVersion)[A-Za-z0-9]+/g, '$1')
-      // the artifact's upload folder is named after the time of packaging
-      .replace(/(serverless\/cablecar\/prod\/)[^/"]+/g, '$1<packaged-at>'),
-  );
-}
-
 describe('network placement (params vpcSubnetIds, vpcSecurityGroupIds)', () => {
+  const functionsOf = (from: Template) => Object.values(from.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
+
   it('puts exactly the functions that use PostgreSQL in the given subnets and security groups', () => {
     const placed = FUNCTIONS.filter((name) => resources[liveFunction(name).functionId!]!.Properties.VpcConfig);
     expect(placed.sort()).toEqual([...DATABASE_FUNCTIONS].sort());
@@ -350,13 +480,8 @@ describe('network placement (params vpcSubnetIds, vpcSecurityGroupIds)', () => {
   });
 
   it('without the params places no function in a VPC and grants no ec2 action', () => {
-    const functions = Object.values<Resource>(plainTemplate.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(FUNCTIONS.length);
-    for (const fn of functions) expect(fn.Properties.VpcConfig, fn.Properties.FunctionName).toBeUndefined();
-    expect(JSON.stringify(plainTemplate)).not.toContain('ec2:');
-  });
-
-  it('without the params is the same template minus the placement, so every check above holds for it too', () => {
-    expect(withoutPlacement(plainTemplate)).toEqual(withoutPlacement(template));
+    expect(functionsOf(bareTemplate)).toHaveLength(FUNCTIONS.length);
+    for (const fn of functionsOf(bareTemplate)) expect(fn.Properties.VpcConfig, fn.Properties.FunctionName).toBeUndefined();
+    expect(JSON.stringify(bareTemplate)).not.toContain('ec2:');
   });
 });

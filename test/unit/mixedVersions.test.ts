@@ -87,13 +87,24 @@ describe('the current code reads what version 1 wrote', () => {
     const later = { ...v1, v: 2, trace: 'abc', message: { ...v1.message, priority: 'high' } };
     expect(parseDispatchEvent(later).message).toMatchObject(v1.message);
     expect(() => parseDispatchEvent({ ...v1, message: { ...v1.message, seq: 'x' } })).toThrow(/not a dispatch event/);
+    const { data: _data, ...withoutData } = v1.message;
+    expect(() => parseDispatchEvent({ ...v1, message: withoutData })).toThrow(/data is required/);
+    expect(parseDispatchEvent({ ...v1, message: { ...v1.message, data: null } }).message.data).toBeNull();
+  });
+
+  it('reads an event whose data is nested far deeper than zod or JSON.stringify could recurse (a SQL publisher can store that)', async () => {
+    const v1 = await fixture('dispatch-event.json');
+    const data = JSON.parse('['.repeat(20_000) + ']'.repeat(20_000));
+    expect(parseDispatchEvent({ ...v1, message: { ...v1.message, data } }).message.data).toBe(data);
   });
 });
 
 describe('what the current code writes, version 1 can read', () => {
   it('stores connection and subscription items that pass the version-1 reader rules', async () => {
     const connections = connectionStore(dynamo.tableRef, { ttlSeconds: 7800 });
-    const connection = await connections.add('current-conn-1');
+    // As $connect stores it now: with the token holder and its expiry, attributes version 1 ignores.
+    const connection = await connections.add('current-conn-1', { sub: 'alice', tokenExpiresAt: nowSeconds() + 900 });
+    expect(await connections.get('current-conn-1')).toMatchObject({ sub: 'alice', tokenExpiresAt: expect.any(Number) });
     await subscriptionStore(dynamo.tableRef).add('room-current', 'current-conn-1', connection.ttl);
 
     const get = async (pk: string, sk: string) =>
@@ -102,18 +113,19 @@ describe('what the current code writes, version 1 can read', () => {
     const subscriptionItem = await get(channelKey('room-current'), connectionKey('current-conn-1'));
 
     expect(v1Rules.connectionItem.safeParse(connectionItem).error).toBeUndefined();
+    expect(connectionItem).toMatchObject({ v: 1, sub: 'alice' });
     expect(v1Rules.subscriptionItem.safeParse(subscriptionItem).error).toBeUndefined();
     // The rules can fail: an item without its expiry is refused.
     expect(v1Rules.subscriptionItem.safeParse({ ...subscriptionItem, ttl: undefined }).success).toBe(false);
   });
 
-  it('dispatches events (cablecar_dispatch_event) that pass the version-1 reader rules', async () => {
+  it('dispatches events (cablecar.dispatch_event) that pass the version-1 reader rules', async () => {
     const pool = createPool({ connectionString: postgres.url });
     try {
       const published = await messageStore(pool).publish('room-current', JSON.stringify({ b: 1, a: [true, null] }));
       const client = new pg.Client({ connectionString: postgres.url });
       await client.connect();
-      const { rows } = await client.query('SELECT cablecar_dispatch_event($1) AS event', [published.id]);
+      const { rows } = await client.query('SELECT cablecar.dispatch_event($1) AS event', [published.id]);
       await client.end();
       const event = rows[0].event;
       expect(v1Rules.dispatchEvent.safeParse(event).error).toBeUndefined();

@@ -86,8 +86,8 @@ describe('vpc-placement-plugin', () => {
     [{ subnetIds: SUBNETS, securityGroupIds: 'default' }, /not a security group id: default/],
     [{ subnetIds: SUBNETS, securityGroupIds: GROUP, providerVpc: { subnetIds: ['subnet-0123456789abcdef0'] } }, /provider\.vpc would put every function/],
     [{ subnetIds: SUBNETS, securityGroupIds: GROUP, roles: { publish: 'SharedRole', connect: 'SharedRole' } }, /SharedRole of "publish" is shared with a function outside the VPC/],
-    [{ environments: { connect: { DATABASE_HOST: 'proxy' }, publish: DATABASE_SETTINGS, history: DATABASE_SETTINGS } }, /connect get database settings but are not in custom\.databaseFunctions/],
-    [{ environments: { publish: DATABASE_SETTINGS, history: { DATABASE_HOST: null, DATABASE_SECRET_ARN: '' } } }, /lists history, which get no database settings/],
+    [{ environments: { connect: { DATABASE_HOST: 'proxy' }, publish: DATABASE_SETTINGS, history: DATABASE_SETTINGS } }, /database settings go to connect, which custom\.databaseFunctions does not list/],
+    [{ environments: { publish: DATABASE_SETTINGS, history: { DATABASE_HOST: null, DATABASE_SECRET_ARN: '' } } }, /lists history, but no database settings go to it/],
   ])('refuses %j', async (options, reason) => {
     await expect(packageWith(options)).rejects.toThrow(reason);
   });

@@ -11,9 +11,28 @@ export type ErrorCode =
   | 'invalid_body'
   | 'invalid_query'
   | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'idempotency_key_reused'
   | 'not_connected'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'token_expired'
   | 'unavailable'
   | 'internal_error';
+
+/** The HTTP status of each code that is not a plain 400 (the default of the constructor). */
+export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  unauthorized: 401,
+  token_expired: 401,
+  forbidden: 403,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  // The key names a message that was published with another body (decided in SQL, issue 10).
+  idempotency_key_reused: 422,
+  not_connected: 410,
+  unavailable: 503,
+  internal_error: 500,
+};
 
 export class CablecarError extends Error {
   override readonly name = 'CablecarError';
@@ -21,11 +40,15 @@ export class CablecarError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly httpStatus: number = 400,
-    options?: { cause?: unknown },
+    readonly httpStatus: number = HTTP_STATUS[code] ?? 400,
+    options?: { cause?: unknown; channel?: string },
   ) {
     super(message, options);
+    this.channel = options?.channel;
   }
+
+  /** The channel the error is about, when there is one: error frames name it (`forbidden`, …). */
+  readonly channel: string | undefined;
 
   /** Clients may retry these as they are; the others need a different request. */
   get retryable(): boolean {

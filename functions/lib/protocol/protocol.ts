@@ -8,11 +8,41 @@ import { CablecarError, type ErrorCode } from './errors.js';
 
 /** API Gateway's cap on one WebSocket message; a bigger one closes the socket with 1009. */
 export const MAX_OUTBOUND_FRAME_BYTES = 128 * 1024;
+/**
+ * How deep published `data` may nest (an array or object inside another counts one level). Real
+ * payloads stay far below; the limit exists because serializing and validating JSON is recursive
+ * (zod's z.json() overflows the stack near 2,000 levels, JSON.stringify near 5,000), so deeper data
+ * is refused as the client's mistake before anything recursive sees it.
+ */
+export const MAX_DATA_DEPTH = 64;
+
+/**
+ * The deepest nesting of arrays and objects in a JSON text, found without parsing it (a loop, no
+ * recursion, so any depth is safe to measure). Brackets inside strings do not count. Invalid JSON
+ * gets a number too; the parser refuses it afterwards.
+ */
+export function jsonNestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text.charCodeAt(i);
+    if (inString) {
+      if (char === 0x5c /* \ */) i++;
+      else if (char === 0x22 /* " */) inString = false;
+    } else if (char === 0x22) inString = true;
+    else if (char === 0x5b /* [ */ || char === 0x7b /* { */) deepest = Math.max(deepest, ++depth);
+    else if (char === 0x5d /* ] */ || char === 0x7d /* } */) depth--;
+  }
+  return deepest;
+}
+
 /** Client frames are small commands; anything bigger is refused before it is parsed. */
 export const MAX_INBOUND_FRAME_BYTES = 4 * 1024;
 
 /**
  * Channel names: 1–128 characters, letters, digits and `_ - . :`, starting with a letter or digit.
+ * cablecar.is_channel_name() applies the same rule in SQL (the tests check that both agree).
  * `#` is excluded because the DynamoDB keys use it as a separator, `/` because names travel in URL paths.
  */
 export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
@@ -56,7 +86,7 @@ export type ServerFrame =
   | { type: 'subscribed'; channel: string; seq: number }
   | { type: 'unsubscribed'; channel: string }
   | { type: 'pong' }
-  | { type: 'error'; code: ErrorCode; message: string };
+  | { type: 'error'; code: ErrorCode; message: string; channel?: string };
 
 export const messageFrame = (message: Message): ServerFrame => ({
   type: 'message',
@@ -67,7 +97,12 @@ export const messageFrame = (message: Message): ServerFrame => ({
   publishedAt: message.publishedAt,
 });
 
-export const errorFrame = (code: ErrorCode, message: string): ServerFrame => ({ type: 'error', code, message });
+export const errorFrame = (code: ErrorCode, message: string, channel?: string): ServerFrame => ({
+  type: 'error',
+  code,
+  message,
+  ...(channel === undefined ? {} : { channel }),
+});
 
 /** Parses a client frame's text; malformed JSON and oversize frames become protocol errors. */
 export function parseClientFrame(body: string | undefined | null): Record<string, unknown> {
@@ -108,6 +143,8 @@ export function unknownAction(frame: Record<string, unknown>): CablecarError {
 /**
  * The size of the frame fan-out will send for `data`, before the message exists: seq, id and
  * timestamp are counted at their widest so a message accepted here always fits the socket.
+ * cablecar.publish() enforces the cap in SQL with the same arithmetic (cablecar.frame_bytes);
+ * test/unit/sqlPublish.test.ts checks that the two agree.
  */
 export function outboundFrameBytes(channel: string, dataJson: string): number {
   const widest = JSON.stringify({
