@@ -132,11 +132,7 @@ describe('browsers on another origin (CORS; the local stage allows any)', () => 
   });
 
   it('lets the page read Retry-After and Idempotent-Replayed from an answer', async () => {
-    const response = await fetch(`${stack.httpUrl}/channels/room-cors/messages`, {
-      method: 'POST',
-      headers: { origin, 'content-type': 'application/json', 'idempotency-key': 'cors-1' },
-      body: '{"data":1}',
-    });
+    const response = await publish(stack, 'room-cors', 1, { origin, 'idempotency-key': 'cors-1' });
     expect(response.status).toBe(202);
     expect(response.headers.get('access-control-allow-origin')).toBe(origin);
     // (serverless-offline may list them twice)

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { handler as historyHandler } from '../../functions/http/history.js';
 import { handler as publishHandler } from '../../functions/http/publish.js';
 import pg from 'pg';
+import { mintDevToken } from '../../infra/local/devTokens.js';
 import { migrate } from '../../infra/migrate.js';
 import { startPostgres, type TestPostgres } from '../support/databases.js';
 
@@ -21,6 +22,7 @@ vi.hoisted(() => {
 
 let postgres: TestPostgres;
 let written: string[];
+let authorizations: fc.Arbitrary<string | undefined>;
 
 beforeAll(async () => {
   postgres = await startPostgres();
@@ -28,6 +30,17 @@ beforeAll(async () => {
   process.env.DATABASE_URL = postgres.url;
   process.env.TABLE_NAME ??= 'cablecar-test';
   process.env.WEBSOCKET_API_ENDPOINT ??= 'http://127.0.0.1:1';
+  process.env.CABLECAR_JWT_SECRET = 'server-errors-test-secret-of-at-least-32-characters';
+  const valid = `Bearer ${await mintDevToken(process.env.CABLECAR_JWT_SECRET)}`;
+  const expired = `Bearer ${await mintDevToken(process.env.CABLECAR_JWT_SECRET, { ttlSeconds: -60 })}`;
+  const narrow = `Bearer ${await mintDevToken(process.env.CABLECAR_JWT_SECRET, { subscribe: ['other'], publish: ['other'] })}`;
+  // A token that covers everything is weighted up, so that most requests get past authorization.
+  authorizations = fc.oneof(
+    { arbitrary: fc.constant(valid), weight: 6 },
+    fc.constantFrom(expired, narrow, 'Bearer', 'Basic x', `Bearer ${'x'.repeat(5000)}`),
+    fc.string().map((text) => `Bearer ${text}`),
+    fc.constant(undefined),
+  );
 });
 afterAll(async () => {
   await postgres?.stop();
@@ -89,8 +102,10 @@ describe('no crafted request counts as a server error', () => {
         body,
         fc.boolean(),
         fc.option(fc.string({ maxLength: 300 }), { nil: undefined }),
-        async (channelName, type, text, base64, idempotencyKey) => {
+        authorizations,
+        async (channelName, type, text, base64, idempotencyKey, authorization) => {
           const headers: Record<string, string> = {};
+          if (authorization !== undefined) headers.authorization = authorization;
           if (type !== undefined) headers['content-type'] = type;
           if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
           const response = await invoke(publishHandler, {
@@ -108,13 +123,14 @@ describe('no crafted request counts as a server error', () => {
     );
     expect(serverErrorsCounted()).toBe(0);
     // The generated requests reach every refusal and the database too, not only the first check.
-    expect([...answers.keys()].sort()).toEqual(expect.arrayContaining(['202 ', '400 invalid_body', '400 invalid_channel', '413 payload_too_large', '415 unsupported_media_type']));
+    expect([...answers.keys()].sort()).toEqual(expect.arrayContaining(['202 ', '400 invalid_body', '400 invalid_channel', '401 unauthorized', '401 token_expired', '403 forbidden', '413 payload_too_large', '415 unsupported_media_type']));
   });
 
   it('history answers every generated query below 500 and counts no ServerErrors', async () => {
     await fc.assert(
-      fc.asyncProperty(channel, fc.dictionary(fc.constantFrom('after', 'limit', 'x', ''), fc.oneof(fc.string(), fc.integer().map(String), fc.constant('1e400'))), async (channelName, query) => {
-        const response = await invoke(historyHandler, { pathParameters: { channel: channelName }, queryStringParameters: query });
+      fc.asyncProperty(channel, fc.dictionary(fc.constantFrom('after', 'limit', 'x', ''), fc.oneof(fc.string(), fc.integer().map(String), fc.constant('1e400'))), authorizations, async (channelName, query, authorization) => {
+        const headers: Record<string, string> = authorization === undefined ? {} : { authorization };
+        const response = await invoke(historyHandler, { pathParameters: { channel: channelName }, queryStringParameters: query, headers });
         expect(response.statusCode, `${response.statusCode} ${response.body}`).toBeLessThan(500);
       }),
       { numRuns: 300 },
@@ -126,9 +142,10 @@ describe('no crafted request counts as a server error', () => {
     // The server's own fault: its table is gone.
     const admin = new pg.Client(postgres.url);
     await admin.connect();
-    await admin.query('ALTER TABLE messages RENAME TO messages_elsewhere');
+    await admin.query('ALTER TABLE cablecar.messages RENAME TO messages_elsewhere');
     await admin.end();
-    const response = await invoke(publishHandler, { pathParameters: { channel: 'room-1' }, headers: { 'content-type': 'application/json' }, body: '{"data":1}' });
+    const authorization = `Bearer ${await mintDevToken(process.env.CABLECAR_JWT_SECRET!)}`;
+    const response = await invoke(publishHandler, { pathParameters: { channel: 'room-1' }, headers: { 'content-type': 'application/json', authorization }, body: '{"data":1}' });
     expect(response.statusCode).toBe(500);
     expect(serverErrorsCounted()).toBe(1);
   });
