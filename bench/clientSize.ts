@@ -20,10 +20,8 @@ export async function measureClient(): Promise<{ code: string; minifiedBytes: nu
   return { code: new TextDecoder().decode(bytes), minifiedBytes: bytes.length, gzippedBytes: gzipSync(bytes, { level: 9 }).length };
 }
 
-/** One line for `npm run bench`. */
-export async function printClientSize(): Promise<void> {
+/** The client's figure as a section of `npm run bench`'s report (bench/run.ts). */
+export async function clientSizeSection(): Promise<string> {
   const { minifiedBytes, gzippedBytes } = await measureClient();
-  console.log(
-    `${'client bundle (@cablecar/client)'.padEnd(34)} ${minifiedBytes} B minified, ${gzippedBytes} B gzipped (budget ${CLIENT_GZIP_BUDGET_BYTES} B)`,
-  );
+  return `\n## Client package (@cablecar/client)\n\n${minifiedBytes} B minified, **${gzippedBytes} B minified and gzipped** (budget ${CLIENT_GZIP_BUDGET_BYTES} B).`;
 }
