@@ -23,6 +23,8 @@ const configSchema = z.object({
   SUBSCRIBER_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
   /** Messages replayed on `subscribe` with `after`; beyond this the client pages through history. */
   REPLAY_LIMIT: z.coerce.number().int().min(1).max(10000).default(1000),
+  /** Subscriptions one socket may hold; one more is refused with too_many_subscriptions. */
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(10000).default(100),
   HISTORY_PAGE_LIMIT: z.coerce.number().int().min(1).max(1000).default(1000),
 });
 

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'invalid_query'
   | 'payload_too_large'
   | 'not_connected'
+  | 'too_many_subscriptions'
   | 'unavailable'
   | 'internal_error';
 

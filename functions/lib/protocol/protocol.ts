@@ -34,13 +34,34 @@ export function parseChannel(value: unknown): string {
 
 const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
+/** Longest `id` a client frame may carry; every reply to the frame echoes it. */
+export const MAX_FRAME_ID_LENGTH = 64;
+export const frameId = z
+  .string({ error: `id must be a string of at most ${MAX_FRAME_ID_LENGTH} characters` })
+  .max(MAX_FRAME_ID_LENGTH, `id must be a string of at most ${MAX_FRAME_ID_LENGTH} characters`);
+
+/**
+ * `rev`: the connection's own counter of subscription changes, increased by the client for every
+ * subscribe/unsubscribe frame it sends. API Gateway runs each frame as its own concurrent invocation;
+ * the store applies a change only over a lower rev, so changes take effect in the order the client
+ * sent them (channelSubscriptions.ts). Without `rev` the change is applied as it arrives.
+ */
+const rev = z.number({ error: 'rev must be a positive integer' }).int().min(1).max(Number.MAX_SAFE_INTEGER);
+
 export const subscribeFrame = z.strictObject({
   action: z.literal('subscribe'),
   channel: z.unknown(),
   after: seq.optional(),
+  rev: rev.optional(),
+  id: frameId.optional(),
 });
-export const unsubscribeFrame = z.strictObject({ action: z.literal('unsubscribe'), channel: z.unknown() });
-export const pingFrame = z.strictObject({ action: z.literal('ping') });
+export const unsubscribeFrame = z.strictObject({
+  action: z.literal('unsubscribe'),
+  channel: z.unknown(),
+  rev: rev.optional(),
+  id: frameId.optional(),
+});
+export const pingFrame = z.strictObject({ action: z.literal('ping'), id: frameId.optional() });
 
 /** A stored message as it travels to clients, in replays and in history. */
 export interface Message {
@@ -51,12 +72,26 @@ export interface Message {
   publishedAt: string;
 }
 
+/**
+ * What a later frame of the same connection (a higher `rev`) decided instead: a `subscribed` or
+ * `unsubscribed` with `superseded: true` answers a change that was not applied, or was undone,
+ * because a frame the client sent after it had already taken effect. That later frame's reply
+ * states the channel's final state.
+ */
+export interface ReplyToChange {
+  rev?: number;
+  superseded?: true;
+}
+
 export type ServerFrame =
   | ({ type: 'message' } & Message)
-  | { type: 'subscribed'; channel: string; seq: number }
-  | { type: 'unsubscribed'; channel: string }
+  | ({ type: 'subscribed'; channel: string; seq: number } & ReplyToChange)
+  | ({ type: 'unsubscribed'; channel: string } & ReplyToChange)
   | { type: 'pong' }
-  | { type: 'error'; code: ErrorCode; message: string };
+  | { type: 'error'; code: ErrorCode; message: string; channel?: string };
+
+/** The `id` of the client frame a reply answers; never on `message` frames. */
+export type Reply = ServerFrame & { id?: string };
 
 export const messageFrame = (message: Message): ServerFrame => ({
   type: 'message',
@@ -67,7 +102,23 @@ export const messageFrame = (message: Message): ServerFrame => ({
   publishedAt: message.publishedAt,
 });
 
-export const errorFrame = (code: ErrorCode, message: string): ServerFrame => ({ type: 'error', code, message });
+export const errorFrame = (code: ErrorCode, message: string, channel?: string): ServerFrame => ({
+  type: 'error',
+  code,
+  message,
+  ...(channel === undefined ? {} : { channel }),
+});
+
+/**
+ * The `id` a reply echoes: a valid one, or nothing. A frame whose `id` is not a string of at most
+ * 64 characters is refused with invalid_frame (and that error carries no id: there is none to echo).
+ */
+export function replyIdOf(frame: Record<string, unknown>): string | undefined {
+  if (!('id' in frame)) return undefined;
+  const parsed = frameId.safeParse(frame.id);
+  if (!parsed.success) throw new CablecarError('invalid_frame', `id: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
 
 /** Parses a client frame's text; malformed JSON and oversize frames become protocol errors. */
 export function parseClientFrame(body: string | undefined | null): Record<string, unknown> {
