@@ -124,6 +124,13 @@ describe('parseAction and unknownAction', () => {
     expect(parseAction(pingFrame, { action: 'ping', id: 'p1' })).toEqual({ action: 'ping', id: 'p1' });
   });
 
+  it('accepts a client frame id of up to 64 characters on every action', () => {
+    const id = 'x'.repeat(64);
+    expect(parseAction(subscribeFrame, { action: 'subscribe', channel: 'room-1', id }).id).toBe(id);
+    expect(parseAction(unsubscribeFrame, { action: 'unsubscribe', channel: 'room-1', id: '7' }).id).toBe('7');
+    expect(parseAction(pingFrame, { action: 'ping', id: '8' })).toEqual({ action: 'ping', id: '8' });
+  });
+
   it.each([
     ['a negative after', subscribeFrame, { action: 'subscribe', channel: 'room-1', after: -1 }, /after/],
     ['a fractional after', subscribeFrame, { action: 'subscribe', channel: 'room-1', after: 1.5 }, /after/],
