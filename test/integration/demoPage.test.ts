@@ -38,7 +38,7 @@ const startDemo = async () => {
 /** The seqs the page shows, in the order of its table (newest first), with their data. */
 const shown = () =>
   page.$$eval('#messages tr[data-seq]', (rows) =>
-    rows.map((row) => ({ seq: Number((row as HTMLElement).dataset.seq), data: JSON.parse(row.querySelector('td.data')!.textContent!) })),
+    rows.map((row) => ({ seq: Number(row.getAttribute('data-seq')), data: JSON.parse(row.querySelector('td.data')!.textContent!) })),
   );
 const waitForSeq = (seq: number, timeout = 15_000) => page.waitForSelector(`#messages tr[data-seq="${seq}"]`, { timeout });
 const waitForState = (state: string, timeout = 15_000) => page.waitForSelector(`#state[data-state="${state}"]`, { timeout });

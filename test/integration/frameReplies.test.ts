@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../infra/local/stack.js';
 import { startDelayingProxy, type DelayingProxy } from '../support/delayingProxy.js';
 import { publish, startTestStack, type TestStack } from '../support/localStack.js';
-import { SocketClient, type Frame } from '../support/socketClient.js';
+import { SocketClient, socketsOfThisFile, type Frame } from '../support/socketClient.js';
 
 /**
  * Frame ids, the order of subscription changes and the subscription limit, on the real local stack.
@@ -11,12 +11,7 @@ import { SocketClient, type Frame } from '../support/socketClient.js';
  */
 let stack: TestStack;
 let proxy: DelayingProxy;
-const clients: SocketClient[] = [];
-const connect = async () => {
-  const client = await SocketClient.connect(stack.websocketUrl);
-  clients.push(client);
-  return client;
-};
+const { connect, closeAll } = socketsOfThisFile(() => stack.websocketUrl);
 
 beforeAll(async () => {
   const dynamodbPort = await freePort();
@@ -24,7 +19,7 @@ beforeAll(async () => {
   stack = await startTestStack({ dynamodbPort, functionEnv: { DYNAMODB_ENDPOINT: proxy.url } });
 });
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
+  await closeAll();
   await stack?.stop();
   await proxy?.stop();
 });
