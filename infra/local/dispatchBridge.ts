@@ -3,7 +3,7 @@ import pg from 'pg';
 
 /**
  * Stands in for RDS's aws_lambda extension, and nothing else: LISTENs for the ids that the local
- * variant of cablecar_dispatch NOTIFYs, reads each message's dispatch event with the same SQL
+ * variant of cablecar.dispatch NOTIFYs, reads each message's dispatch event with the same SQL
  * function the AWS variant sends, and invokes the fanout function's `live` alias through the local
  * Lambda endpoint.
  *
@@ -75,7 +75,7 @@ export async function startDispatchBridge(options: DispatchBridgeOptions): Promi
     reads = reads.then(async () => {
       try {
         const { rows } = await pool.query<{ event: { message: { channel: string; seq: number } } }>(
-          'SELECT cablecar_dispatch_event(id) AS event FROM messages WHERE id = $1 AND dispatched_at IS NULL',
+          'SELECT cablecar.dispatch_event(id) AS event FROM cablecar.messages WHERE id = $1 AND dispatched_at IS NULL',
           [id],
         );
         const event = rows[0]?.event;
@@ -83,7 +83,7 @@ export async function startDispatchBridge(options: DispatchBridgeOptions): Promi
         const channel = event.message.channel;
         const tail = (channelTails.get(channel) ?? Promise.resolve()).then(async () => {
           if (await invoke(event)) {
-            await pool.query('UPDATE messages SET dispatched_at = clock_timestamp() WHERE id = $1', [id]);
+            await pool.query('UPDATE cablecar.messages SET dispatched_at = clock_timestamp() WHERE id = $1', [id]);
           }
         });
         const settled = tail.catch((error) => log(`dispatch of ${id} failed: ${(error as Error).message}`)).finally(() => {
@@ -117,7 +117,7 @@ export async function startDispatchBridge(options: DispatchBridgeOptions): Promi
     buffered = [];
     try {
       const { rows } = await pool.query<{ id: string }>(
-        'SELECT id FROM messages WHERE dispatched_at IS NULL ORDER BY channel, seq',
+        'SELECT id FROM cablecar.messages WHERE dispatched_at IS NULL ORDER BY channel, seq',
       );
       if (rows.length > 0) log(`dispatching ${rows.length} undispatched message(s)`);
       rows.forEach((row) => enqueue(row.id));

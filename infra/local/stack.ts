@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import pg from 'pg';
 import { migrate } from '../migrate.js';
+import { loadOrCreateJwtSecret, mintDevToken, type DevTokenClaims } from './devTokens.js';
 import { startDispatchBridge, type DispatchBridge } from './dispatchBridge.js';
 import { startEmbeddedDynamodb } from './embeddedDynamodb.js';
 import { startEmbeddedPostgres } from './embeddedPostgres.js';
@@ -19,6 +21,8 @@ export interface LocalStackOptions {
   postgresPort: number;
   dynamodbPort: number;
   stage?: string;
+  /** The HS256 token secret; default CABLECAR_JWT_SECRET, else one generated into `dataDir` and kept there. */
+  jwtSecret?: string;
   log?: (source: string, line: string) => void;
   logLevel?: string;
   /** More environment for the functions (set last): tests point them at a proxy, say. */
@@ -29,9 +33,19 @@ export interface LocalStack {
   httpUrl: string;
   websocketUrl: string;
   lambdaUrl: string;
+  /** cablecar's own connection (the owner of schema cablecar), as the functions use it. */
   databaseUrl: string;
+  /**
+   * The one an application uses: role `cablecar_app`, a member of `cablecar_publisher` that may
+   * also create its own tables in public, so an app can publish from its transactions and triggers.
+   */
+  appDatabaseUrl: string;
   dynamodbUrl: string;
   tableName: string;
+  /** The HS256 secret the functions verify tokens with. */
+  jwtSecret: string;
+  /** A token signed with that secret: full access (`*`) for an hour unless `claims` say otherwise. */
+  mintToken(claims?: DevTokenClaims): Promise<string>;
   /** Waits until the bridge has dispatched everything it was told about. */
   dispatchIdle(): Promise<void>;
   /** Stops / starts PostgreSQL alone, to exercise what happens while it is down. */
@@ -99,6 +113,28 @@ function stopProcessGroup(child: ChildProcess, timeoutMs = 5000): Promise<void> 
   });
 }
 
+const APP_ROLE = 'cablecar_app';
+
+/**
+ * The local stand-in for an application's own database user: it may publish (cablecar_publisher)
+ * and keep its own tables in public, nothing more. Local only: a fixed password, 127.0.0.1.
+ */
+async function ensureAppRole(databaseUrl: string): Promise<string> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_ROLE]);
+    if (!rowCount) await client.query(`CREATE ROLE ${APP_ROLE} LOGIN PASSWORD '${APP_ROLE}' IN ROLE cablecar_publisher`);
+    await client.query(`GRANT CREATE, USAGE ON SCHEMA public TO ${APP_ROLE}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(databaseUrl);
+  url.username = APP_ROLE;
+  url.password = APP_ROLE;
+  return url.toString();
+}
+
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const { dataDir, stage = 'local', log = () => {}, logLevel = 'INFO' } = options;
   const cleanup: Array<() => Promise<void>> = [];
@@ -117,6 +153,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   };
 
   try {
+    const jwtSecret = options.jwtSecret ?? (await loadOrCreateJwtSecret(dataDir));
     const postgres = await startEmbeddedPostgres({
       dataDir,
       port: options.postgresPort,
@@ -125,6 +162,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     cleanup.push(() => postgres.stop());
     const databaseUrl = await postgres.ensureDatabase('cablecar');
     await migrate(databaseUrl, { kind: 'local' }, (line) => log('migrate', line));
+    const appDatabaseUrl = await ensureAppRole(databaseUrl);
 
     const tableName = `cablecar-${stage}`;
     const dynamodb = await startEmbeddedDynamodb({ port: options.dynamodbPort, tableName });
@@ -163,6 +201,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           DATABASE_URL: databaseUrl,
           DYNAMODB_ENDPOINT: dynamodbUrl,
           WEBSOCKET_API_ENDPOINT: `http://127.0.0.1:${options.websocketPort}`,
+          // Tokens are verified with this secret here; JWT_SECRET_ARN set empty keeps serverless.yml
+          // from resolving the stack's Secrets Manager secret (README, "Who may do what").
+          CABLECAR_JWT_SECRET: jwtSecret,
+          JWT_SECRET_ARN: '',
           LOG_LEVEL: logLevel,
           POWERTOOLS_LOG_LEVEL: logLevel,
           POWERTOOLS_METRICS_DISABLED: 'true', // nobody reads CloudWatch's log format here
@@ -210,8 +252,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       websocketUrl,
       lambdaUrl,
       databaseUrl,
+      appDatabaseUrl,
       dynamodbUrl,
       tableName,
+      jwtSecret,
+      mintToken: (claims) => mintDevToken(jwtSecret, claims),
       dispatchIdle: () => bridge.idle(),
       stopDatabase: () => postgres.stop(),
       startDatabase: () => postgres.start(),

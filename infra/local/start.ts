@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { startDemoServer, type DemoServer } from './demo/demoServer.js';
-import { devTokenMinter } from './devToken.js';
+import { localDataDir } from './devTokens.js';
 import { startLocalStack } from './stack.js';
 import { stopOnSignals } from './stopSignals.js';
 
@@ -9,7 +9,7 @@ const env = process.env;
 const port = (name: string, fallback: number) => Number(env[name] ?? fallback);
 
 const options = {
-  dataDir: resolve(env.CABLECAR_DATA_DIR ?? '.cablecar'),
+  dataDir: resolve(localDataDir()),
   httpPort: port('CABLECAR_HTTP_PORT', 3000),
   websocketPort: port('CABLECAR_WS_PORT', 3001),
   lambdaPort: port('CABLECAR_LAMBDA_PORT', 3002),
@@ -37,8 +37,10 @@ stopOnSignals(async (signal) => {
   console.log('cablecar: stopped');
 });
 const stack = await starting;
-// The live demo page, on the client package; its dev tokens exist only in the local stack.
-demo = startDemoServer({ port: demoPort, httpUrl: stack.httpUrl, websocketUrl: stack.websocketUrl, mintToken: devTokenMinter() });
+// Ready to paste: every channel, for a day. `npm run token` makes narrower ones.
+const token = await stack.mintToken({ sub: 'dev', subscribe: ['*'], publish: ['*'], ttlSeconds: 24 * 3600 });
+// The live demo page, on the client package; its dev tokens (one channel each) exist only here.
+demo = startDemoServer({ port: demoPort, httpUrl: stack.httpUrl, websocketUrl: stack.websocketUrl, mintToken: (claims) => stack.mintToken(claims) });
 const demoServer = await demo.catch(async (error: Error) => {
   console.error(`cablecar: the demo page could not start on port ${demoPort}: ${error.message}`);
   await stack.stop();
@@ -52,14 +54,19 @@ cablecar is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
   HTTP API     ${stack.httpUrl}   POST/GET /channels/{channel}/messages
   WebSocket    ${stack.websocketUrl}
   Lambda       ${stack.lambdaUrl}   (the dispatch bridge invokes fanout here)
-  PostgreSQL   ${stack.databaseUrl}
+  PostgreSQL   ${stack.appDatabaseUrl}   your app's database: publish with cablecar.publish() / cablecar.broadcast_changes()
+               (cablecar's own role, for migrations and inspection: ${stack.databaseUrl})
   DynamoDB     ${stack.dynamodbUrl}   table ${stack.tableName}
 
-Try it — in one terminal (a WebSocket client subscribed to room-1):
+Every request carries a token (README, "Who may do what"). This one allows every channel for 24 h;
+narrower ones: npm run token -- --sub alice --subscribe 'room-*' --publish 'room-*'
+  export TOKEN=${token}
+
+Try it — in one terminal (a WebSocket client subscribed to room-1; it mints its own token):
   npm run listen -- room-1
 
 and in another:
-  curl -s -X POST ${stack.httpUrl}/channels/room-1/messages -H 'content-type: application/json' -d '{"data":{"text":"hello"}}'
-  curl -s '${stack.httpUrl}/channels/room-1/messages?after=0'
+  curl -s -X POST ${stack.httpUrl}/channels/room-1/messages -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"data":{"text":"hello"}}'
+  curl -s '${stack.httpUrl}/channels/room-1/messages?after=0' -H "Authorization: Bearer $TOKEN"
 
 Ctrl-C stops everything.`);

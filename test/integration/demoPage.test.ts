@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoServer, type DemoServer } from '../../infra/local/demo/demoServer.js';
-import { devTokenMinter } from '../../infra/local/devToken.js';
 import { freePort, freeStackPorts, startLocalStack, type LocalStack } from '../../infra/local/stack.js';
 import { publish } from '../support/localStack.js';
 import { SocketClient } from '../support/socketClient.js';
@@ -24,14 +23,19 @@ let browser: Browser;
 let page: Page;
 const subscribers: SocketClient[] = [];
 const logLines: string[] = [];
-const mintToken = devTokenMinter();
 
 const startStack = async () => {
   stack = await startLocalStack({ dataDir, ...ports, logLevel: 'WARN', log: (source, line) => logLines.push(`[${source}] ${line}`) });
   return stack;
 };
 const startDemo = async () => {
-  demo = await startDemoServer({ port: demoPort, httpUrl: stack!.httpUrl, websocketUrl: stack!.websocketUrl, mintToken });
+  // As npm start does: the page's dev tokens are signed by the stack (the same secret across a restart).
+  demo = await startDemoServer({
+    port: demoPort,
+    httpUrl: stack!.httpUrl,
+    websocketUrl: stack!.websocketUrl,
+    mintToken: (claims) => stack!.mintToken(claims),
+  });
   return demo;
 };
 
@@ -81,7 +85,7 @@ describe('the live demo page in Chromium', () => {
   });
 
   it('publishes from its form with a dev token, and a ws subscriber receives it', async () => {
-    const subscriber = await SocketClient.connect(stack!.websocketUrl);
+    const subscriber = await SocketClient.connect(stack!.websocketUrl, { token: await stack!.mintToken({ subscribe: [CHANNEL] }) });
     subscribers.push(subscriber);
     await subscriber.subscribe(CHANNEL);
 

@@ -1,5 +1,5 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,8 +7,8 @@ import { afterAll, expect, it } from 'vitest';
 import { freePort, freeStackPorts } from '../../infra/local/stack.js';
 
 /**
- * `npm start` as a user runs it: prints where everything is, keeps history across a restart, and
- * Ctrl-C (SIGINT) leaves no process and no port behind.
+ * `npm start` as a user runs it: prints where everything is and a token that works, keeps history
+ * and its token secret across a restart, and Ctrl-C (SIGINT) leaves no process and no port behind.
  */
 const ROOT = join(import.meta.dirname, '..', '..');
 let dataDir: string;
@@ -25,7 +25,7 @@ async function start(ports: Awaited<ReturnType<typeof freeStackPorts>> & { demoP
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
-      ...process.env,
+      ...withoutJwtSecret(process.env),
       CABLECAR_DATA_DIR: dataDir,
       CABLECAR_HTTP_PORT: String(ports.httpPort),
       CABLECAR_WS_PORT: String(ports.websocketPort),
@@ -48,6 +48,14 @@ async function start(ports: Awaited<ReturnType<typeof freeStackPorts>> & { demoP
   }
   return { child, output: () => text };
 }
+
+/** Without CABLECAR_JWT_SECRET, so that the stack generates its secret into the data folder. */
+function withoutJwtSecret(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { CABLECAR_JWT_SECRET: _, ...rest } = env;
+  return rest;
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 async function interrupt(child: ChildProcess): Promise<number | null> {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -87,12 +95,19 @@ it('prints its URLs, keeps history across a restart, and stops every process on 
   const page = await fetch(`http://127.0.0.1:${ports.demoPort}/?channel=room-1`);
   expect(page.status).toBe(200);
   expect(await page.text()).toContain('cablecar <small>live demo</small>');
-  const published = await fetch(`${httpUrl}/channels/kept/messages`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: '{"data":"survives a restart"}',
-  });
-  expect(published.status).toBe(202);
+  expect(first.output()).toContain(`-H "Authorization: Bearer $TOKEN"`);
+  const token = /export TOKEN=(\S+)/.exec(first.output())?.[1];
+  expect(token, 'the banner prints a token').toBeDefined();
+  const post = (headers: Record<string, string>) =>
+    fetch(`${httpUrl}/channels/kept/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: '{"data":"survives a restart"}',
+    });
+  expect((await post({})).status).toBe(401);
+  expect((await post(bearer(token!))).status).toBe(202);
+  // The generated secret is the owner's alone.
+  expect((await stat(join(dataDir, 'jwt-secret'))).mode & 0o777).toBe(0o600);
 
   const expectNothingLeft = async () => {
     for (const port of Object.values(ports)) expect(await portIsClosed(port), `port ${port} is closed`).toBe(true);
@@ -104,8 +119,13 @@ it('prints its URLs, keeps history across a restart, and stops every process on 
   await expectNothingLeft();
 
   const second = await start(ports);
-  const history = (await (await fetch(`${httpUrl}/channels/kept/messages`)).json()) as { messages: Array<{ data: unknown }> };
+  // The first run's token still works: the secret was kept.
+  const history = (await (await fetch(`${httpUrl}/channels/kept/messages`, { headers: bearer(token!) })).json()) as {
+    messages: Array<{ data: unknown }>;
+  };
   expect(history.messages.map((m) => m.data)).toEqual(['survives a restart']);
   expect(await interrupt(second.child)).toBe(0);
   await expectNothingLeft();
-});
+  // Two cold starts of the whole stack (each allowed 120 s by start()) and two stops: the
+  // integration default of 60 s is one start's worth on a busy machine.
+}, 240_000);

@@ -13,6 +13,8 @@ export interface WsRouteResult {
 export interface WsRequest {
   connectionId: string;
   frame: Record<string, unknown>;
+  /** What the $connect authorizer returned as context; API Gateway passes it with every frame. */
+  authorizer: unknown;
 }
 
 /**
@@ -46,7 +48,7 @@ export const wsErrorFrames = (): MiddlewareObj<APIGatewayProxyWebsocketEventV2, 
     const { id, channel } = echoOfFailedFrame(request.event.body);
     const frame =
       error instanceof CablecarError
-        ? errorFrame(error.code, error.message, channel)
+        ? errorFrame(error.code, error.message, error.channel ?? channel)
         : errorFrame('internal_error', 'the request failed; it was not applied', channel);
     if (!(error instanceof CablecarError) || error.retryable) logger.error('websocket route failed', { error });
     request.response = { statusCode: 200, body: JSON.stringify(withId(frame, id)) };
@@ -65,7 +67,8 @@ export function wsRoute(route: (request: WsRequest) => Promise<ServerFrame>) {
     .handler(async (event) => {
       const frame = parseClientFrame(event.body);
       const id = replyIdOf(frame);
-      const reply = await route({ connectionId: event.requestContext.connectionId, frame });
+      const authorizer = (event.requestContext as { authorizer?: unknown }).authorizer;
+      const reply = await route({ connectionId: event.requestContext.connectionId, frame, authorizer });
       return { statusCode: 200, body: JSON.stringify(withId(reply, id)) };
     });
 }

@@ -3,7 +3,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { CHANNEL_NAME_PATTERN } from '../../../functions/lib/protocol/protocol.js';
-import type { MintToken } from '../devToken.js';
+import type { DevTokenClaims } from '../devTokens.js';
 
 /**
  * The live demo page of the local stack (`npm start`, http://127.0.0.1:3003/): plain HTML and the
@@ -15,7 +15,8 @@ export interface DemoServerOptions {
   port: number;
   httpUrl: string;
   websocketUrl: string;
-  mintToken: MintToken;
+  /** The local stack's `mintToken` (devTokens.ts). */
+  mintToken: (claims: DevTokenClaims) => Promise<string>;
 }
 
 export interface DemoServer {
