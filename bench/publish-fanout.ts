@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { freeStackPorts, startLocalStack } from '../infra/local/stack.js';
 import { stopOnSignals } from '../infra/local/stopSignals.js';
+import { printClientSize } from './clientSize.js';
 
 /**
  * `npm run bench [-- --clients 200 --messages 100 --size 1024]`: the local stack under load. Prints
@@ -103,6 +104,7 @@ try {
   summary('publish → last subscriber has it', complete.map((seq) => lastArrival.get(seq)! - publishedAt.get(seq)!));
   console.log(`delivered frames                   ${delivered} of ${clients * messages} expected (${complete.length}/${messages} messages reached everyone)`);
   console.log(`throughput                         ${(delivered / elapsedS).toFixed(0)} frames/s over ${elapsedS.toFixed(1)} s`);
+  await printClientSize();
 } finally {
   await stopBench();
 }

@@ -22,6 +22,7 @@ type Timer = ReturnType<typeof setTimeout>;
 interface ChannelSub {
   channel: string;
   onMessage: (message: Message<any>) => void;
+  onSubscribed?: (seq: number) => void;
   active: boolean;
   /** The last seq handed to onMessage; undefined until the server says where the subscription starts. */
   last: number | undefined;
@@ -79,7 +80,8 @@ export function createClient(options: ClientOptions): Client {
   let reconnectTimer: Timer | undefined;
   let pingTimer: Timer | undefined;
   let pongTimer: Timer | undefined;
-  let lifeTimer: Timer | undefined;
+  /** The socket's deadline: to open, then to be renewed before API Gateway's cap. */
+  let socketTimer: Timer | undefined;
 
   const emitError = (error: ClientError) => listeners.error.forEach((listener) => listener(error));
   const setState = (next: ConnectionState) => {
@@ -89,10 +91,15 @@ export function createClient(options: ClientOptions): Client {
   };
   const backoff = (n: number) => Math.random() * Math.min(maxMs, initialMs * 2 ** n);
 
+  /**
+   * Sends a frame with an `id` that replies echo. Subscription changes also carry `rev`, the same
+   * ever-growing number: the server applies a connection's changes in rev order, whatever order its
+   * concurrent invocations run in (README, "The order of subscription changes").
+   */
   function send(frame: Record<string, unknown>): string {
-    const id = String(++frameIds);
-    socket!.send(JSON.stringify({ ...frame, id }));
-    return id;
+    const n = ++frameIds;
+    socket!.send(JSON.stringify({ ...frame, ...(frame.action === 'ping' ? {} : { rev: n }), id: String(n) }));
+    return String(n);
   }
 
   async function freshToken(): Promise<string | undefined> {
@@ -121,6 +128,11 @@ export function createClient(options: ClientOptions): Client {
     const ws = new WS!(current === undefined ? options.url : `${options.url}${options.url.includes('?') ? '&' : '?'}token=${encodeURIComponent(current)}`);
     socket = ws;
     let failure = '';
+    // An upgrade that never completes (a black-holed network) counts as a failed attempt.
+    socketTimer = setTimeout(() => {
+      emitError({ code: 'connect_failed', message: 'the socket did not open in time' });
+      replaceSocket();
+    }, replyTimeoutMs);
     ws.onopen = () => {
       if (socket !== ws) return;
       isOpen = everOpened = true;
@@ -128,7 +140,8 @@ export function createClient(options: ClientOptions): Client {
       setState('open');
       pingTimer = setInterval(ping, pingIntervalMs);
       // Renew before API Gateway's 2-hour cap, spread so that a fleet does not reconnect at once.
-      lifeTimer = setTimeout(() => replaceSocket(0), maxConnectionMs * (0.9 + Math.random() * 0.1));
+      clearTimeout(socketTimer);
+      socketTimer = setTimeout(() => replaceSocket(0), maxConnectionMs * (0.9 + Math.random() * 0.1));
       subs.forEach(sendSubscribe);
     };
     ws.onmessage = (event) => {
@@ -167,14 +180,17 @@ export function createClient(options: ClientOptions): Client {
     isOpen = false;
     clearInterval(pingTimer);
     clearTimeout(pongTimer);
-    clearTimeout(lifeTimer);
+    clearTimeout(socketTimer);
     subs.forEach((sub) => {
       clearTimeout(sub.replyTimer);
       clearTimeout(sub.retryTimer);
       sub.pendingId = undefined;
     });
     if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      // `ws` reports closing a socket that is still connecting as an error event, which Node would
+      // throw if nothing listened.
+      ws.onerror = () => {};
       try {
         ws.close();
       } catch {
@@ -194,6 +210,7 @@ export function createClient(options: ClientOptions): Client {
     dropSocket();
     if (delay === 0 && !closed) {
       setState('reconnecting');
+      clearTimeout(reconnectTimer);
       reconnectTimer = setTimeout(connect, 0);
     } else retryLater();
   }
@@ -218,12 +235,17 @@ export function createClient(options: ClientOptions): Client {
     const sub = subs.get(frame.channel) ?? [...subs.values()].find((s) => frame.id !== undefined && s.pendingId === frame.id);
     if (frame.type === 'message') {
       if (sub && typeof frame.seq === 'number') {
+        // A long replay is progress, not silence: the subscribe's reply may come after it.
+        if (sub.pendingId !== undefined) awaitReply(sub);
         const { channel, seq, id, data, publishedAt } = frame;
         receive(sub, { channel, seq, id, data, publishedAt });
       }
     } else if (frame.type === 'subscribed') {
-      // A reply that names another frame than the one awaited belongs to an earlier subscription.
-      if (sub?.pendingId !== undefined && (frame.id === undefined || frame.id === sub.pendingId)) confirmed(sub, frame.seq);
+      // A reply that names another frame than the one awaited belongs to an earlier subscription; a
+      // superseded one answers a change that a later one overtook, whose own reply is still to come.
+      if (sub?.pendingId !== undefined && (frame.id === undefined || frame.id === sub.pendingId) && !frame.superseded) {
+        confirmed(sub, frame.seq);
+      }
     } else if (frame.type === 'error') {
       serverError(frame, sub?.pendingId !== undefined && (frame.id === undefined || frame.id === sub.pendingId) ? sub : undefined);
     }
@@ -247,6 +269,10 @@ export function createClient(options: ClientOptions): Client {
   function sendSubscribe(sub: ChannelSub): void {
     sub.sentAfter = sub.last;
     sub.pendingId = send({ action: 'subscribe', channel: sub.channel, ...(sub.last === undefined ? {} : { after: sub.last }) });
+    awaitReply(sub);
+  }
+
+  function awaitReply(sub: ChannelSub): void {
     clearTimeout(sub.replyTimer);
     sub.replyTimer = setTimeout(() => replaceSocket(), replyTimeoutMs);
   }
@@ -273,6 +299,7 @@ export function createClient(options: ClientOptions): Client {
     }
     sub.known = Math.max(sub.known, seq);
     drain(sub);
+    sub.onSubscribed?.(seq);
     // The reply says more exists than arrived: frames were lost, or the replay stopped at its limit.
     if (sub.known > sub.last!) {
       clearTimeout(sub.gapTimer);
@@ -369,7 +396,7 @@ export function createClient(options: ClientOptions): Client {
     get state() {
       return state;
     },
-    subscribe<T>(channel: string, { after, onMessage }: SubscribeOptions<T>): Subscription {
+    subscribe<T>(channel: string, { after, onMessage, onSubscribed }: SubscribeOptions<T>): Subscription {
       if (!CHANNEL_NAME.test(channel)) throw new TypeError(`cablecar: invalid channel name "${channel}"`);
       if (after !== undefined && !(Number.isSafeInteger(after) && after >= 0)) throw new TypeError('cablecar: after must be a seq (an integer >= 0)');
       if (subs.has(channel)) throw new Error(`cablecar: already subscribed to ${channel}; unsubscribe first`);
@@ -377,6 +404,7 @@ export function createClient(options: ClientOptions): Client {
       const sub: ChannelSub = {
         channel,
         onMessage,
+        onSubscribed,
         active: true,
         last: after,
         known: after ?? 0,

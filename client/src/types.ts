@@ -53,7 +53,7 @@ export interface WebSocketLike {
   send(data: string): void;
   close(code?: number, reason?: string): void;
   onopen: ((event: any) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
+  onmessage: ((event: any) => void) | null;
   onclose: ((event: any) => void) | null;
   onerror: ((event: any) => void) | null;
 }
@@ -89,6 +89,8 @@ export interface SubscribeOptions<T = unknown> {
   /** Deliver the messages after this seq (replayed from history); without it, the ones published from now on. */
   after?: number;
   onMessage: (message: Message<T>) => void;
+  /** Called each time the server confirms the subscription (again after every reconnect), with the seq it starts from. */
+  onSubscribed?: (seq: number) => void;
 }
 
 export interface Subscription {

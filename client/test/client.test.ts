@@ -57,7 +57,7 @@ describe('connecting', () => {
     expect(socket.sent).toEqual([]);
     socket.open();
     expect(t.states).toEqual(['open']);
-    expect(socket.sent).toEqual([{ action: 'subscribe', channel: 'room-1', id: expect.stringMatching(/^.{1,64}$/) }]);
+    expect(socket.sent).toEqual([{ action: 'subscribe', channel: 'room-1', rev: 1, id: expect.stringMatching(/^.{1,64}$/) }]);
   });
 
   it('checks arguments at the call', () => {
@@ -93,9 +93,24 @@ describe('connecting', () => {
     const t = setUp({ token: async () => `token-${++n}` });
     await vi.advanceTimersByTimeAsync(0);
     t.sockets.last().refuse('Unexpected server response: 403');
-    await vi.advanceTimersByTimeAsync(30_000);
+    await vi.advanceTimersByTimeAsync(1_000);
     expect(t.errors[0]).toMatchObject({ code: 'forbidden', status: 403 });
     expect(t.sockets.sockets.map((s) => new URL(s.url).searchParams.get('token'))).toEqual(['token-1', 'token-2']);
+  });
+
+  it('gives up on an upgrade that never completes and tries again', async () => {
+    const t = setUp({ replyTimeoutMs: 5_000, backoff: { initialMs: 10, maxMs: 10 } });
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(t.sockets.sockets).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.sockets.sockets[0]!.closedByClient).toBe(true);
+    expect(t.errors.map((e) => e.code)).toEqual(['connect_failed']);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(t.sockets.sockets).toHaveLength(2);
+    t.sockets.last().open();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(t.client.state).toBe('open');
+    expect(t.sockets.sockets).toHaveLength(2);
   });
 
   it('reports a failing token() and retries it', async () => {
@@ -106,7 +121,7 @@ describe('connecting', () => {
         return 'fresh';
       },
     });
-    await vi.advanceTimersByTimeAsync(30_000);
+    await vi.advanceTimersByTimeAsync(1_000);
     expect(t.errors.map((e) => e.code)).toEqual(['token_failed']);
     expect(t.sockets.last().url).toContain('token=fresh');
   });
@@ -115,11 +130,14 @@ describe('connecting', () => {
 describe('one channel in order, exactly once', () => {
   it('without after, starts at the seq the subscribed reply names and drops what came before it', async () => {
     const t = setUp();
-    t.client.subscribe('room-1', { onMessage: t.onMessage });
+    const starts: number[] = [];
+    t.client.subscribe('room-1', { onMessage: t.onMessage, onSubscribed: (seq) => starts.push(seq) });
     const socket = await t.openSocket();
     t.publish('room-1');
     t.publish('room-1');
+    expect(starts).toEqual([]);
     socket.push({ type: 'subscribed', channel: 'room-1', seq: 1, id: socket.sent[0].id });
+    expect(starts).toEqual([1]);
     t.publish('room-1');
     expect(t.seqs()).toEqual([2, 3]);
     expect(t.received[0]).toEqual({ channel: 'room-1', seq: 2, id: 'room-1-2', data: { n: 2 }, publishedAt: expect.any(String) });
@@ -290,7 +308,7 @@ describe('reconnecting', () => {
     expect(new URL(socket.url).searchParams.get('token')).toBe('t5');
     socket.open();
     expect(t.states).toEqual(['open', 'reconnecting', 'open']);
-    expect(subscribeFrames(socket.sent)).toEqual([{ action: 'subscribe', channel: 'room-1', after: 2, id: expect.any(String) }]);
+    expect(subscribeFrames(socket.sent)).toEqual([{ action: 'subscribe', channel: 'room-1', after: 2, rev: expect.any(Number), id: expect.any(String) }]);
     socket.push(messageFrame(log.after('room-1', 2)[0]!));
     socket.push({ type: 'subscribed', channel: 'room-1', seq: 3 });
     expect(t.seqs()).toEqual([1, 2, 3]);
@@ -305,9 +323,11 @@ describe('reconnecting', () => {
     socket.push({ type: 'pong', id: ping.id });
     await vi.advanceTimersByTimeAsync(10_000);
     expect(t.sockets.sockets).toHaveLength(1);
-    await vi.advanceTimersByTimeAsync(60_000); // second ping, no pong
+    await vi.advanceTimersByTimeAsync(50_000); // second ping, no pong
     expect(socket.sent.filter((f) => f.action === 'ping')).toHaveLength(2);
-    await vi.advanceTimersByTimeAsync(5_000);
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(socket.closedByClient).toBe(false);
+    await vi.advanceTimersByTimeAsync(1 + 20);
     expect(socket.closedByClient).toBe(true);
     expect(t.sockets.sockets).toHaveLength(2);
   });
@@ -335,6 +355,22 @@ describe('reconnecting', () => {
     expect(socket.closedByClient).toBe(true);
     await vi.advanceTimersByTimeAsync(100);
     expect(t.sockets.sockets).toHaveLength(2);
+  });
+
+  it('keeps waiting for the subscribe reply while a long replay is arriving', async () => {
+    const t = setUp({ replyTimeoutMs: 3_000 });
+    for (let i = 0; i < 5; i++) t.publish('room-1', false);
+    t.client.subscribe('room-1', { after: 0, onMessage: t.onMessage });
+    const socket = await t.openSocket();
+    for (const m of log.after('room-1', 0)) {
+      await vi.advanceTimersByTimeAsync(2_000);
+      socket.push(messageFrame(m));
+    }
+    await vi.advanceTimersByTimeAsync(2_000);
+    socket.push({ type: 'subscribed', channel: 'room-1', seq: 5 });
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(socket.closedByClient).toBe(false);
+    expect(t.seqs()).toEqual([1, 2, 3, 4, 5]);
   });
 });
 
@@ -375,14 +411,17 @@ describe('server errors and unsubscribing', () => {
     const oldId = socket.sent[0].id;
     first.unsubscribe();
     first.unsubscribe();
-    expect(socket.sent.filter((f) => f.action === 'unsubscribe')).toEqual([{ action: 'unsubscribe', channel: 'room-1', id: expect.any(String) }]);
+    expect(socket.sent.filter((f) => f.action === 'unsubscribe')).toEqual([{ action: 'unsubscribe', channel: 'room-1', rev: expect.any(Number), id: expect.any(String) }]);
     t.publish('room-1');
     expect(t.seqs()).toEqual([]);
 
     const later: Message[] = [];
     t.client.subscribe('room-1', { onMessage: (m) => later.push(m) });
     const newId = subscribeFrames(socket.sent)[1].id;
+    // Subscription changes carry a rev that only grows, so the server applies them in this order.
+    expect(socket.sent.map((f) => f.rev)).toEqual([1, 2, 3]);
     socket.push({ type: 'subscribed', channel: 'room-1', seq: 0, id: oldId }); // the first subscribe's reply, late
+    socket.push({ type: 'subscribed', channel: 'room-1', seq: 0, id: newId, superseded: true }); // not a confirmation
     socket.push({ type: 'subscribed', channel: 'room-1', seq: 1, id: newId });
     t.publish('room-1');
     expect(later.map((m) => m.seq)).toEqual([2]);

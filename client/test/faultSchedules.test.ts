@@ -126,7 +126,11 @@ it('each subscriber sees exactly 1..N in order under random fault schedules', as
             if (socket.readyState === 1 && subscribed.get(socket)?.has(channel)) socket.push(messageFrame(message));
           }
         }
-        await tick(60_000);
+        // Let every timer (gap waits, history retries, backoff) play out: up to a minute of fake time,
+        // stopping as soon as every channel is complete.
+        const complete = () => CHANNELS.every((c) => received.get(c)!.length >= log.lastSeq(c));
+        for (let t = 0; t < 60_000 && !complete(); t += 500) await tick(500);
+        await tick(2_000); // and a little more, for a duplicate that would come late
 
         for (const channel of CHANNELS) {
           const n = log.lastSeq(channel);
@@ -141,4 +145,5 @@ it('each subscriber sees exactly 1..N in order under random fault schedules', as
     ),
     { numRuns: 150 },
   );
-});
+  // 150 schedules of simulated minutes: CPU-bound, about 2 s on an idle machine.
+}, 30_000);
