@@ -29,6 +29,7 @@ export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredRe
     }
     const maxLimit = config().HISTORY_PAGE_LIMIT;
     if ((query.data.limit ?? 0) > maxLimit) throw new CablecarError('invalid_query', `"limit" is at most ${maxLimit}`);
-    const page = await messages().history(channel, query.data.after, query.data.limit ?? Math.min(100, maxLimit));
+    const store = await messages();
+    const page = await store.history(channel, query.data.after, query.data.limit ?? Math.min(100, maxLimit));
     return jsonResponse(200, { channel, ...page });
   });

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+/** An empty value (`DATABASE_HOST=` in a shell, a stage parameter left empty in serverless.yml) means unset. */
+const unsetIfEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((value) => (value === '' ? undefined : value), schema);
+
 /**
  * Every setting cablecar reads from the environment, parsed once. serverless.yml sets these for the
  * Lambda functions; the local stack sets them for serverless-offline and the dispatch bridge.
@@ -13,7 +16,19 @@ const configSchema = z.object({
   DYNAMODB_ENDPOINT: z.url().optional(),
   /** The API Gateway management endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}). */
   WEBSOCKET_API_ENDPOINT: z.url(),
-  DATABASE_URL: z.string().min(1),
+  /**
+   * Where PostgreSQL is, for the functions that use it (no other function has any of these). Exactly
+   * one of DATABASE_URL (the local stack: a URL, password included) and DATABASE_SECRET_ARN (AWS: a
+   * Secrets Manager secret in the RDS format, read at run time; stores/databaseSettings.ts).
+   */
+  DATABASE_URL: unsetIfEmpty(z.string().min(1).optional()),
+  DATABASE_SECRET_ARN: unsetIfEmpty(
+    z.string().regex(/^arn:aws[a-z-]*:secretsmanager:/, 'DATABASE_SECRET_ARN must be a Secrets Manager secret ARN').optional(),
+  ),
+  /** Optional with the secret: the host to connect to instead of the secret's (an RDS Proxy endpoint). */
+  DATABASE_HOST: unsetIfEmpty(z.string().min(1).optional()),
+  /** How long a container keeps the secret before reading it again (a rotated password arrives within this). */
+  DATABASE_SECRET_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(50).default(2),
   /** How long publish waits for a PostgreSQL connection before answering 503. */
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
@@ -26,6 +41,9 @@ const configSchema = z.object({
   /** Subscriptions one socket may hold; one more is refused with too_many_subscriptions. */
   MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(10000).default(100),
   HISTORY_PAGE_LIMIT: z.coerce.number().int().min(1).max(1000).default(1000),
+}).refine((env) => !(env.DATABASE_URL && env.DATABASE_SECRET_ARN), {
+  message: 'set DATABASE_URL (local) or DATABASE_SECRET_ARN (AWS), not both',
+  path: ['DATABASE_URL'],
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -36,21 +54,23 @@ export type Config = z.infer<typeof configSchema>;
  */
 function settings<T extends z.ZodType>(schema: T, what: string): () => z.infer<T> {
   let cached: z.infer<T> | undefined;
-  return () => {
-    if (cached === undefined) {
-      const parsed = schema.safeParse(process.env);
-      if (!parsed.success) throw new Error(`${what} is invalid: ${z.prettifyError(parsed.error)}`);
-      cached = parsed.data;
-    }
-    return cached!;
-  };
+  return () => (cached ??= parseSettings(schema, process.env, what));
+}
+
+function parseSettings<T extends z.ZodType>(schema: T, env: Record<string, string | undefined>, what: string): z.infer<T> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) throw new Error(`${what} is invalid: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+/** Validates an environment (process.env for the functions); a bad one throws, saying what is wrong. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  return parseSettings(configSchema, env, 'cablecar configuration');
 }
 
 export const config: () => Config = settings(configSchema, 'cablecar configuration');
 
-/** An unset variable and one that serverless.yml set to '' (a stage parameter left empty) mean the same. */
-const optional = <T extends z.ZodType>(schema: T) =>
-  z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
+const optional = <T extends z.ZodType>(schema: T) => unsetIfEmpty(schema.optional());
 
 /**
  * How tokens are verified. Read only by the functions that verify them (the $connect authorizer,

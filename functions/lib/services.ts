@@ -2,6 +2,7 @@ import { config, tokenConfig } from './config.js';
 import { createPostToConnection, type PostToConnection } from './delivery/connectionGateway.js';
 import { connectionStore, type ConnectionStore } from './stores/connectionStore.js';
 import { createPool } from './stores/database.js';
+import { resolveDatabaseSettings } from './stores/databaseSettings.js';
 import { createTable, type TableRef } from './stores/dynamoTable.js';
 import { messageStore, type MessageStore } from './stores/messageStore.js';
 import { subscriptionStore, type SubscriptionStore } from './stores/subscriptionStore.js';
@@ -27,15 +28,24 @@ export const connections = once<ConnectionStore>(() =>
 
 export const subscriptions = once<SubscriptionStore>(() => subscriptionStore(table()));
 
-export const messages = once<MessageStore>(() =>
-  messageStore(
-    createPool({
-      connectionString: config().DATABASE_URL,
-      max: config().DATABASE_POOL_MAX,
-      connectTimeoutMs: config().DATABASE_CONNECT_TIMEOUT_MS,
-    }),
-  ),
-);
+/**
+ * Like `once`, for a value built asynchronously: concurrent callers share one build, and a build
+ * that failed (the secret could not be read, say) is forgotten so that the next call tries again.
+ */
+function onceAsync<T>(build: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | undefined;
+  return () =>
+    (value ??= build().catch((error: unknown) => {
+      value = undefined;
+      throw error;
+    }));
+}
+
+/** The message store on PostgreSQL, for the functions that use it (publish, history, subscribe). */
+export const messages = onceAsync<MessageStore>(async () => {
+  const settings = await resolveDatabaseSettings(config());
+  return messageStore(createPool({ ...settings, max: config().DATABASE_POOL_MAX, connectTimeoutMs: config().DATABASE_CONNECT_TIMEOUT_MS }));
+});
 
 export const postToConnection = once<PostToConnection>(() =>
   createPostToConnection({

@@ -87,6 +87,15 @@ describe('the current code reads what version 1 wrote', () => {
     const later = { ...v1, v: 2, trace: 'abc', message: { ...v1.message, priority: 'high' } };
     expect(parseDispatchEvent(later).message).toMatchObject(v1.message);
     expect(() => parseDispatchEvent({ ...v1, message: { ...v1.message, seq: 'x' } })).toThrow(/not a dispatch event/);
+    const { data: _data, ...withoutData } = v1.message;
+    expect(() => parseDispatchEvent({ ...v1, message: withoutData })).toThrow(/data is required/);
+    expect(parseDispatchEvent({ ...v1, message: { ...v1.message, data: null } }).message.data).toBeNull();
+  });
+
+  it('reads an event whose data is nested far deeper than zod or JSON.stringify could recurse (a SQL publisher can store that)', async () => {
+    const v1 = await fixture('dispatch-event.json');
+    const data = JSON.parse('['.repeat(20_000) + ']'.repeat(20_000));
+    expect(parseDispatchEvent({ ...v1, message: { ...v1.message, data } }).message.data).toBe(data);
   });
 });
 

@@ -15,7 +15,9 @@ const dispatchEventV1 = z.object({
     id: z.string().min(1),
     channel: z.string().min(1),
     seq: z.number().int().min(1),
-    data: z.json(),
+    // Any JSON value, null included, but present. Not z.json(): the event was JSON already (the
+    // Lambda runtime parsed it), and z.json()'s recursion would overflow on data nested ~2,000 deep.
+    data: z.unknown().refine((data) => data !== undefined, 'data is required'),
     publishedAt: z.string().min(1),
   }),
 });

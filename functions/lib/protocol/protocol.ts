@@ -8,6 +8,35 @@ import { CablecarError, type ErrorCode } from './errors.js';
 
 /** API Gateway's cap on one WebSocket message; a bigger one closes the socket with 1009. */
 export const MAX_OUTBOUND_FRAME_BYTES = 128 * 1024;
+/**
+ * How deep published `data` may nest (an array or object inside another counts one level). Real
+ * payloads stay far below; the limit exists because serializing and validating JSON is recursive
+ * (zod's z.json() overflows the stack near 2,000 levels, JSON.stringify near 5,000), so deeper data
+ * is refused as the client's mistake before anything recursive sees it.
+ */
+export const MAX_DATA_DEPTH = 64;
+
+/**
+ * The deepest nesting of arrays and objects in a JSON text, found without parsing it (a loop, no
+ * recursion, so any depth is safe to measure). Brackets inside strings do not count. Invalid JSON
+ * gets a number too; the parser refuses it afterwards.
+ */
+export function jsonNestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text.charCodeAt(i);
+    if (inString) {
+      if (char === 0x5c /* \ */) i++;
+      else if (char === 0x22 /* " */) inString = false;
+    } else if (char === 0x22) inString = true;
+    else if (char === 0x5b /* [ */ || char === 0x7b /* { */) deepest = Math.max(deepest, ++depth);
+    else if (char === 0x5d /* ] */ || char === 0x7d /* } */) depth--;
+  }
+  return deepest;
+}
+
 /** Client frames are small commands; anything bigger is refused before it is parsed. */
 export const MAX_INBOUND_FRAME_BYTES = 4 * 1024;
 
