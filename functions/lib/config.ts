@@ -1,19 +1,28 @@
-import { z } from 'zod';
+import * as z from './validation.js';
+
+/** An integer setting within [min, max], read from its string (zod's mini build, for small bundles). */
+const integer = (min: number, max: number, fallback: number) =>
+  z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(min), z.lte(max))), fallback);
+const text = () => z.string().check(z.minLength(1));
 
 /** An empty value (`DATABASE_HOST=` in a shell, a stage parameter left empty in serverless.yml) means unset. */
-const unsetIfEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((value) => (value === '' ? undefined : value), schema);
+const unsetIfEmpty = <T extends z.ZodMiniType>(schema: T) =>
+  z.pipe(
+    z.transform((value: unknown) => (value === '' ? undefined : value)),
+    schema,
+  );
 
 /**
  * Every setting cablecar reads from the environment, parsed once. serverless.yml sets these for the
  * Lambda functions; the local stack sets them for serverless-offline and the dispatch bridge.
  */
 const configSchema = z.object({
-  STAGE: z.string().min(1).default('local'),
-  AWS_REGION: z.string().min(1).default('us-east-1'),
+  STAGE: z._default(text(), 'local'),
+  AWS_REGION: z._default(text(), 'us-east-1'),
   /** The stage's DynamoDB table (connections and subscriptions). */
-  TABLE_NAME: z.string().min(1),
+  TABLE_NAME: text(),
   /** Only set locally: the embedded DynamoDB emulator. Unset on AWS. */
-  DYNAMODB_ENDPOINT: z.url().optional(),
+  DYNAMODB_ENDPOINT: z.optional(z.url()),
   /** The API Gateway management endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}). */
   WEBSOCKET_API_ENDPOINT: z.url(),
   /**
@@ -21,43 +30,57 @@ const configSchema = z.object({
    * one of DATABASE_URL (the local stack: a URL, password included) and DATABASE_SECRET_ARN (AWS: a
    * Secrets Manager secret in the RDS format, read at run time; stores/databaseSettings.ts).
    */
-  DATABASE_URL: unsetIfEmpty(z.string().min(1).optional()),
+  DATABASE_URL: unsetIfEmpty(z.optional(text())),
   DATABASE_SECRET_ARN: unsetIfEmpty(
-    z.string().regex(/^arn:aws[a-z-]*:secretsmanager:/, 'DATABASE_SECRET_ARN must be a Secrets Manager secret ARN').optional(),
+    z.optional(z.string().check(z.regex(/^arn:aws[a-z-]*:secretsmanager:/, 'DATABASE_SECRET_ARN must be a Secrets Manager secret ARN'))),
   ),
   /** Optional with the secret: the host to connect to instead of the secret's (an RDS Proxy endpoint). */
-  DATABASE_HOST: unsetIfEmpty(z.string().min(1).optional()),
+  DATABASE_HOST: unsetIfEmpty(z.optional(text())),
   /** How long a container keeps the secret before reading it again (a rotated password arrives within this). */
-  DATABASE_SECRET_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(300),
-  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(50).default(2),
+  DATABASE_SECRET_MAX_AGE_SECONDS: integer(0, Number.MAX_SAFE_INTEGER, 300),
+  DATABASE_POOL_MAX: integer(1, 50, 2),
   /** How long publish waits for a PostgreSQL connection before answering 503. */
-  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
+  DATABASE_CONNECT_TIMEOUT_MS: integer(100, Number.MAX_SAFE_INTEGER, 3000),
   /** API Gateway closes every socket after 2 h; items outlive that by a margin, then expire. */
-  CONNECTION_TTL_SECONDS: z.coerce.number().int().min(60).default(2 * 60 * 60 + 10 * 60),
-  FANOUT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(50),
-  SUBSCRIBER_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
+  CONNECTION_TTL_SECONDS: integer(60, Number.MAX_SAFE_INTEGER, 2 * 60 * 60 + 10 * 60),
+  FANOUT_CONCURRENCY: integer(1, 1000, 50),
+  SUBSCRIBER_PAGE_SIZE: integer(1, 1000, 500),
   /** Messages replayed on `subscribe` with `after`; beyond this the client pages through history. */
-  REPLAY_LIMIT: z.coerce.number().int().min(1).max(10000).default(1000),
+  REPLAY_LIMIT: integer(1, 10000, 1000),
   /** Subscriptions one socket may hold; one more is refused with too_many_subscriptions. */
-  MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(10000).default(100),
-  HISTORY_PAGE_LIMIT: z.coerce.number().int().min(1).max(1000).default(1000),
-}).refine((env) => !(env.DATABASE_URL && env.DATABASE_SECRET_ARN), {
-  message: 'set DATABASE_URL (local) or DATABASE_SECRET_ARN (AWS), not both',
-  path: ['DATABASE_URL'],
-});
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: integer(1, 10000, 100),
+  /**
+   * The account's PostToConnection throttle (API Gateway: 10,000/s, a bucket of 5,000), shared by
+   * every fan-out invocation: each paces itself at 1/FANOUT_SHARDS of it.
+   */
+  POST_RATE_LIMIT: integer(1, 1_000_000, 10_000),
+  POST_BURST_LIMIT: integer(1, 1_000_000, 5_000),
+  /** A channel with at most this many subscriptions is delivered by one invocation. */
+  FANOUT_WORKER_SHARE: integer(1, 4000, 2000),
+  /** How many parallel invocations deliver a bigger channel (README, "Fan-out at scale"). */
+  FANOUT_SHARDS: integer(1, 64, 8),
+  /** Only set locally: serverless-offline's Lambda endpoint, where fanout starts its shards. */
+  LAMBDA_ENDPOINT: z.optional(z.url()),
+  HISTORY_PAGE_LIMIT: integer(1, 1000, 1000),
+}).check(
+  z.refine((env) => !(env.DATABASE_URL && env.DATABASE_SECRET_ARN), {
+    message: 'set DATABASE_URL (local) or DATABASE_SECRET_ARN (AWS), not both',
+    path: ['DATABASE_URL'],
+  }),
+);
 
-export type Config = z.infer<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
 
 /**
  * A reader of one group of settings: parses and validates the environment on first use, so a
  * missing or malformed variable fails loudly at cold start, and keeps the result.
  */
-function settings<T extends z.ZodType>(schema: T, what: string): () => z.infer<T> {
+function settings<T extends z.ZodMiniType>(schema: T, what: string): () => z.infer<T> {
   let cached: z.infer<T> | undefined;
   return () => (cached ??= parseSettings(schema, process.env, what));
 }
 
-function parseSettings<T extends z.ZodType>(schema: T, env: Record<string, string | undefined>, what: string): z.infer<T> {
+function parseSettings<T extends z.ZodMiniType>(schema: T, env: Record<string, string | undefined>, what: string): z.infer<T> {
   const parsed = schema.safeParse(env);
   if (!parsed.success) throw new Error(`${what} is invalid: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
@@ -70,7 +93,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
 
 export const config: () => Config = settings(configSchema, 'cablecar configuration');
 
-const optional = <T extends z.ZodType>(schema: T) => unsetIfEmpty(schema.optional());
+const optional = <T extends z.ZodMiniType>(schema: T) => unsetIfEmpty(z.optional(schema));
 
 /**
  * How tokens are verified. Read only by the functions that verify them (the $connect authorizer,
@@ -81,18 +104,20 @@ const optional = <T extends z.ZodType>(schema: T) => unsetIfEmpty(schema.optiona
  */
 const tokenConfigSchema = z
   .object({
-    JWT_AUDIENCE: z.string().min(1).default('cablecar'),
-    JWT_ISSUER: optional(z.string().min(1)),
+    JWT_AUDIENCE: z._default(text(), 'cablecar'),
+    JWT_ISSUER: optional(text()),
     JWKS_URL: optional(z.url({ protocol: /^https?$/ })),
-    JWT_SECRET_ARN: optional(z.string().min(1)),
-    CABLECAR_JWT_SECRET: optional(z.string().min(32, 'CABLECAR_JWT_SECRET must be at least 32 characters')),
+    JWT_SECRET_ARN: optional(text()),
+    CABLECAR_JWT_SECRET: optional(z.string().check(z.minLength(32, 'CABLECAR_JWT_SECRET must be at least 32 characters'))),
     /** How long a secret read from Secrets Manager is cached per container (rotation takes this long to reach every container). */
-    JWT_SECRET_CACHE_SECONDS: z.coerce.number().int().min(0).default(300),
+    JWT_SECRET_CACHE_SECONDS: integer(0, Number.MAX_SAFE_INTEGER, 300),
   })
-  .refine((c) => c.JWKS_URL || c.JWT_SECRET_ARN || c.CABLECAR_JWT_SECRET, {
-    message: 'no token key: set JWKS_URL and JWT_ISSUER, JWT_SECRET_ARN, or (locally) CABLECAR_JWT_SECRET',
-  })
-  .refine((c) => !c.JWKS_URL || c.JWT_ISSUER, { message: 'JWKS_URL needs JWT_ISSUER', path: ['JWT_ISSUER'] });
+  .check(
+    z.refine((c) => Boolean(c.JWKS_URL || c.JWT_SECRET_ARN || c.CABLECAR_JWT_SECRET), {
+      message: 'no token key: set JWKS_URL and JWT_ISSUER, JWT_SECRET_ARN, or (locally) CABLECAR_JWT_SECRET',
+    }),
+    z.refine((c) => !c.JWKS_URL || Boolean(c.JWT_ISSUER), { message: 'JWKS_URL needs JWT_ISSUER', path: ['JWT_ISSUER'] }),
+  );
 
 export type TokenConfig = z.infer<typeof tokenConfigSchema>;
 

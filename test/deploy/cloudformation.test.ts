@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_KEYS } from '../../infra/release/stageResources.js';
+import { zipEntries } from '../support/zipEntries.js';
 
 /**
  * What `serverless package --stage prod` generates for AWS, checked without credentials: every
@@ -32,7 +33,20 @@ const FUNCTIONS: readonly string[] = FUNCTION_KEYS;
 // What a stage that keeps its PostgreSQL settings in Secrets Manager passes (README, "Secrets").
 const DATABASE_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:cablecar-prod-db-AbCdEf';
 const DATABASE_HOST = 'cablecar-prod.proxy-abcdefghijkl.us-east-1.rds.amazonaws.com';
-const STAGE_PARAMS = { databaseSecretArn: DATABASE_SECRET_ARN, databaseHost: DATABASE_HOST };
+// The functions that use PostgreSQL (serverless.yml custom.databaseFunctions), and the network
+// they are placed in (README, "Deploy into your account").
+const DATABASE_FUNCTIONS = ['subscribe', 'publish', 'history'];
+const SUBNETS = ['subnet-0123456789abcdef0', 'subnet-0fedcba9876543210'];
+const SECURITY_GROUPS = ['sg-0123456789abcdef0'];
+// What Lambda needs to manage a VPC function's network interfaces; the describes take no resource.
+const ENI_ACTIONS = ['ec2:AssignPrivateIpAddresses', 'ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:UnassignPrivateIpAddresses'];
+const ONLY_ON_EVERY_RESOURCE = ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'];
+const STAGE_PARAMS = {
+  databaseSecretArn: DATABASE_SECRET_ARN,
+  databaseHost: DATABASE_HOST,
+  vpcSubnetIds: SUBNETS.join(', '),
+  vpcSecurityGroupIds: SECURITY_GROUPS.join(','),
+};
 // In the deploying shell, as it was once the way to configure a stage: it must reach no function.
 const LOCAL_DATABASE_URL = 'postgres://cablecar:pa55word@db.invalid:5432/cablecar';
 
@@ -57,8 +71,11 @@ async function packageStage(packageDir: string, params: Record<string, string>):
   if (code !== 0) throw new Error(`serverless package exited with ${code}:\n${output}`);
 }
 
-/** The generated template of the prod stage, packaged with these stage parameters. */
-async function packagedTemplate(params: Record<string, string>): Promise<Template> {
+/** Each function's package: its files and contents (zipEntries). */
+type Packages = Map<string, Map<string, Buffer>>;
+
+/** The generated template of the prod stage, packaged with these stage parameters, and the packages. */
+async function packagedTemplate(params: Record<string, string>, packages?: Packages): Promise<Template> {
   const packageDir = await mkdtemp(join(tmpdir(), 'cablecar-package-'));
   try {
     try {
@@ -68,6 +85,9 @@ async function packagedTemplate(params: Record<string, string>): Promise<Templat
       // failure fails again.
       await packageStage(packageDir, params);
     }
+    for (const file of packages ? await readdir(packageDir) : []) {
+      if (file.endsWith('.zip')) packages!.set(file.replace(/\.zip$/, ''), await zipEntries(join(packageDir, file)));
+    }
     return JSON.parse(await readFile(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8'));
   } finally {
     await rm(packageDir, { recursive: true, force: true });
@@ -75,6 +95,7 @@ async function packagedTemplate(params: Record<string, string>): Promise<Templat
 }
 
 let template: Template;
+const packages: Packages = new Map();
 /** The same stage packaged without any of the optional parameters. */
 let bareTemplate: Template;
 let resources: Record<string, Resource>;
@@ -124,7 +145,7 @@ function liveFunction(name: string) {
 
 beforeAll(async () => {
   // One after the other: both use the project's .esbuild folder.
-  template = await packagedTemplate(STAGE_PARAMS);
+  template = await packagedTemplate(STAGE_PARAMS, packages);
   bareTemplate = await packagedTemplate({});
   resources = template.Resources;
 });
@@ -176,8 +197,18 @@ describe('functions behind the live alias', () => {
     const fanoutAlias = aliases[0]![0];
     expect(template.Outputs.FanoutLiveAliasArn?.Value).toEqual({ Ref: fanoutAlias });
     const invokes = statements().filter(({ statement }) => list(statement.Action).includes('lambda:InvokeFunction'));
-    expect(invokes.map(({ owner }) => owner)).toEqual(['RdsInvokeFanoutRole']);
-    expect(list(invokes[0]!.statement.Resource)).toEqual([{ Ref: fanoutAlias }]);
+    expect(invokes.map(({ owner }) => owner).sort()).toEqual(['FanoutRole', 'RdsInvokeFanoutRole']);
+    const rds = invokes.find(({ owner }) => owner === 'RdsInvokeFanoutRole')!;
+    expect(list(rds.statement.Resource)).toEqual([{ Ref: fanoutAlias }]);
+  });
+
+  it('lets fanout start shards on its own versions only (never another function, never by reference)', () => {
+    const invokes = statements().filter(({ owner, statement }) => owner === 'FanoutRole' && list(statement.Action).includes('lambda:InvokeFunction'));
+    expect(invokes).toHaveLength(1);
+    expect(list(invokes[0]!.statement.Action)).toEqual(['lambda:InvokeFunction']);
+    expect(list(invokes[0]!.statement.Resource)).toEqual([
+      { 'Fn::Sub': `arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:cablecar-${STAGE}-fanout:*` },
+    ]);
     expect(resources.RdsInvokeFanoutRole!.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service).toBe('rds.amazonaws.com');
   });
 });
@@ -247,7 +278,10 @@ describe('least privilege', () => {
     expect(allows.length).toBeGreaterThan(0);
     for (const { owner, statement } of allows) {
       for (const action of list(statement.Action)) expect(String(action), owner).not.toContain('*');
-      if (statement.Principal === undefined) expect(list(statement.Resource), owner).not.toContain('*');
+      // except the two describes of the VPC functions, which AWS allows on every resource only
+      if (statement.Principal === undefined && list(statement.Action).some((action) => !ONLY_ON_EVERY_RESOURCE.includes(action))) {
+        expect(list(statement.Resource), owner).not.toContain('*');
+      }
     }
   });
 
@@ -269,12 +303,13 @@ describe('least privilege', () => {
     authorize: ['secretsmanager:GetSecretValue'],
     connect: ['dynamodb:PutItem'],
     disconnect: ['dynamodb:DeleteItem', 'dynamodb:Query'],
-    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'execute-api:ManageConnections', 'secretsmanager:GetSecretValue'],
+    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem', ...ENI_ACTIONS, 'execute-api:ManageConnections', 'secretsmanager:GetSecretValue'],
     unsubscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
     default: [],
-    publish: ['secretsmanager:GetSecretValue'],
-    history: ['secretsmanager:GetSecretValue'],
-    fanout: ['dynamodb:DeleteItem', 'dynamodb:Query', 'execute-api:ManageConnections'],
+    // in the VPC, with the network params: their network interfaces too
+    publish: [...ENI_ACTIONS, 'secretsmanager:GetSecretValue'],
+    history: [...ENI_ACTIONS, 'secretsmanager:GetSecretValue'],
+    fanout: ['dynamodb:DeleteItem', 'dynamodb:Query', 'execute-api:ManageConnections', 'lambda:InvokeFunction'],
   };
 
   it.each(FUNCTIONS)('gives %s its own role with only what it uses', (name) => {
@@ -294,7 +329,10 @@ describe('least privilege', () => {
     for (const { statement } of rest) {
       const targets = list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]);
       const service = String(list(statement.Action)[0]).split(':')[0]!;
-      if (service === 'secretsmanager') {
+      // fanout's own versions are named, not referenced (see "lets fanout start shards ...")
+      if (service === 'lambda') continue;
+      if (service === 'ec2') expect(networkInterfaceResources(statement), JSON.stringify(statement)).toBe(true);
+      else if (service === 'secretsmanager') {
         // The token secret (a reference to it) or the database secret (the ARN the stage names), one per statement.
         expect(list(statement.Resource)).toHaveLength(1);
         expect(list(statement.Resource)[0] === DATABASE_SECRET_ARN || targets.includes('JwtSecret')).toBe(true);
@@ -358,8 +396,39 @@ describe('tokens', () => {
   });
 });
 
+describe('small functions (README, "Small functions")', () => {
+  // Functions that post to sockets carry undici's HTTP/1.1 parser (two builds of llhttp as
+  // WebAssembly, 145 KB of the bundle); subscribe also carries pg for its replay.
+  const BUDGET_KB: Record<string, number> = { fanout: 400, subscribe: 460 };
+  const USES_POSTGRES = new Set(['publish', 'history', 'subscribe']);
+  const POSTS = new Set(['fanout', 'subscribe']);
+
+  it.each(FUNCTIONS)('packages %s alone: one minified bundle within its budget, with only what it uses', (name) => {
+    const entries = packages.get(name)!;
+    const bundles = [...entries.keys()].filter((file) => file.endsWith('.cjs'));
+    expect(bundles).toHaveLength(1);
+    // nothing shipped beside the bundle but its source map (the SDK comes with the runtime)
+    expect([...entries.keys()].filter((file) => !file.endsWith('.cjs') && !file.endsWith('.cjs.map'))).toEqual([]);
+    const code = entries.get(bundles[0]!)!.toString('utf8');
+    expect(code.length / 1024, `${name}: ${(code.length / 1024).toFixed(0)} KB`).toBeLessThanOrEqual(BUDGET_KB[name] ?? 200);
+    // minified (long lines; a readable build averages ~40 characters a line), and no inline source
+    // map: maps are files, never read by Node
+    expect(code.length / code.split('\n').length).toBeGreaterThan(1000);
+    expect(code).not.toContain('sourceMappingURL=data:');
+    // pg's SCRAM authentication and undici's error codes mark those libraries
+    expect(code.includes('SCRAM-SHA-256'), `${name} bundles pg`).toBe(USES_POSTGRES.has(name));
+    expect(code.includes('UND_ERR_'), `${name} bundles undici`).toBe(POSTS.has(name));
+    expect(code).not.toMatch(/require\("@aws-sdk\/client-apigatewaymanagementapi"\)/);
+  });
+
+  it('runs without --enable-source-maps (source maps would cost at load and on every stack trace)', () => {
+    for (const [id, fn] of ofType('AWS::Lambda::Function')) {
+      expect(String(fn.Properties.Environment?.Variables?.NODE_OPTIONS ?? ''), id).not.toContain('source-maps');
+    }
+  });
+});
+
 describe('secrets and database settings', () => {
-  const DATABASE_FUNCTIONS = ['subscribe', 'publish', 'history'];
   const environmentOf = (from: Template, name: string): Record<string, Json> =>
     Object.values(from.Resources).find((resource) => resource.Type === 'AWS::Lambda::Function' && resource.Properties.FunctionName === `cablecar-${STAGE}-${name}`)!
       .Properties.Environment?.Variables ?? {};
@@ -432,5 +501,39 @@ describe('limits', () => {
       ExposeHeaders: ['Retry-After', 'Idempotent-Replayed'],
       MaxAge: 600,
     });
+  });
+});
+
+/** An ec2 statement of a VPC function: the describes on every resource, the rest within the stage's account and region. */
+function networkInterfaceResources(statement: Json): boolean {
+  const actions: string[] = list(statement.Action);
+  if (actions.every((action) => ONLY_ON_EVERY_RESOURCE.includes(action))) return statement.Resource === '*';
+  return (
+    actions.every((action) => ENI_ACTIONS.includes(action) && !ONLY_ON_EVERY_RESOURCE.includes(action)) &&
+    JSON.stringify(list(statement.Resource)) === JSON.stringify([{ 'Fn::Sub': 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:*/*' }])
+  );
+}
+
+describe('network placement (params vpcSubnetIds, vpcSecurityGroupIds)', () => {
+  const functionsOf = (from: Template) => Object.values(from.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
+
+  it('puts exactly the functions that use PostgreSQL in the given subnets and security groups', () => {
+    const placed = FUNCTIONS.filter((name) => resources[liveFunction(name).functionId!]!.Properties.VpcConfig);
+    expect(placed.sort()).toEqual([...DATABASE_FUNCTIONS].sort());
+    for (const name of DATABASE_FUNCTIONS) {
+      expect(resources[liveFunction(name).functionId!]!.Properties.VpcConfig, name).toEqual({ SubnetIds: SUBNETS, SecurityGroupIds: SECURITY_GROUPS });
+    }
+  });
+
+  it('gives the network interface actions to the roles of those functions only', () => {
+    const rolesWithEc2 = new Set(statements().filter(({ statement }) => list(statement.Action).some((action: string) => action.startsWith('ec2:'))).map(({ owner }) => owner));
+    const databaseRoles = DATABASE_FUNCTIONS.map((name) => resources[liveFunction(name).functionId!]!.Properties.Role['Fn::GetAtt'][0]);
+    expect([...rolesWithEc2].sort()).toEqual([...databaseRoles].sort());
+  });
+
+  it('without the params places no function in a VPC and grants no ec2 action', () => {
+    expect(functionsOf(bareTemplate)).toHaveLength(FUNCTIONS.length);
+    for (const fn of functionsOf(bareTemplate)) expect(fn.Properties.VpcConfig, fn.Properties.FunctionName).toBeUndefined();
+    expect(JSON.stringify(bareTemplate)).not.toContain('ec2:');
   });
 });

@@ -1,10 +1,10 @@
-import { z } from 'zod';
+import * as z from '../validation.js';
 import { CablecarError } from '../protocol/errors.js';
 import type { MessageStore, PublishedMessage } from '../stores/messageStore.js';
 import { jsonNestingDepth, MAX_DATA_DEPTH } from '../protocol/protocol.js';
 
-const publishBody = z.object({ data: z.json() }).strict();
-const idempotencyKey = z.string().min(1).max(200);
+const publishBody = z.strictObject({ data: z.json() });
+const idempotencyKey = z.string().check(z.minLength(1), z.maxLength(200));
 
 /**
  * A publish body is JSON, said so by its Content-Type (`application/json`, optionally with

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from '../validation.js';
 import { CablecarError, type ErrorCode } from './errors.js';
 
 /**
@@ -47,12 +47,12 @@ export const MAX_INBOUND_FRAME_BYTES = 4 * 1024;
  */
 export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
-const channelName = z
-  .string({ error: 'channel is required and must be a string' })
-  .regex(
+const channelName = z.string({ error: 'channel is required and must be a string' }).check(
+  z.regex(
     CHANNEL_NAME_PATTERN,
     'channel must be 1-128 characters of letters, digits, "_", "-", ".", ":", starting with a letter or digit',
-  );
+  ),
+);
 
 export function parseChannel(value: unknown): string {
   const parsed = channelName.safeParse(value);
@@ -62,13 +62,13 @@ export function parseChannel(value: unknown): string {
   return parsed.data;
 }
 
-const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const seq = z.int().check(z.gte(0), z.lte(Number.MAX_SAFE_INTEGER));
 
 /** Longest `id` a client frame may carry; every reply to the frame echoes it. */
 export const MAX_FRAME_ID_LENGTH = 64;
 export const frameId = z
   .string({ error: `id must be a string of at most ${MAX_FRAME_ID_LENGTH} characters` })
-  .max(MAX_FRAME_ID_LENGTH, `id must be a string of at most ${MAX_FRAME_ID_LENGTH} characters`);
+  .check(z.maxLength(MAX_FRAME_ID_LENGTH, `id must be a string of at most ${MAX_FRAME_ID_LENGTH} characters`));
 
 /**
  * `rev`: the connection's own counter of subscription changes, increased by the client for every
@@ -76,22 +76,22 @@ export const frameId = z
  * the store applies a change only over a lower rev, so changes take effect in the order the client
  * sent them (channelSubscriptions.ts). Without `rev` the change is applied as it arrives.
  */
-const rev = z.number({ error: 'rev must be a positive integer' }).int().min(1).max(Number.MAX_SAFE_INTEGER);
+const rev = z.int({ error: 'rev must be a positive integer' }).check(z.gte(1), z.lte(Number.MAX_SAFE_INTEGER));
 
 export const subscribeFrame = z.strictObject({
   action: z.literal('subscribe'),
   channel: z.unknown(),
-  after: seq.optional(),
-  rev: rev.optional(),
-  id: frameId.optional(),
+  after: z.optional(seq),
+  rev: z.optional(rev),
+  id: z.optional(frameId),
 });
 export const unsubscribeFrame = z.strictObject({
   action: z.literal('unsubscribe'),
   channel: z.unknown(),
-  rev: rev.optional(),
-  id: frameId.optional(),
+  rev: z.optional(rev),
+  id: z.optional(frameId),
 });
-export const pingFrame = z.strictObject({ action: z.literal('ping'), id: frameId.optional() });
+export const pingFrame = z.strictObject({ action: z.literal('ping'), id: z.optional(frameId) });
 
 /** A stored message as it travels to clients, in replays and in history. */
 export interface Message {
@@ -169,7 +169,7 @@ export function parseClientFrame(body: string | undefined | null): Record<string
 }
 
 /** Validates a parsed frame against one action's schema; an unknown action gets its own code. */
-export function parseAction<T extends z.ZodType>(schema: T, frame: Record<string, unknown>): z.infer<T> {
+export function parseAction<T extends z.ZodMiniType>(schema: T, frame: Record<string, unknown>): z.infer<T> {
   const parsed = schema.safeParse(frame);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

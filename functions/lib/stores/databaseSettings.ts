@@ -1,6 +1,6 @@
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import type pg from 'pg';
-import { z } from 'zod';
+import * as z from '../validation.js';
 import type { Config } from '../config.js';
 import { databaseUnavailable } from '../protocol/errors.js';
 
@@ -13,11 +13,11 @@ export type DatabaseSettings = Pick<pg.ClientConfig, 'connectionString' | 'host'
  * host may come from DATABASE_HOST instead; port and dbname default to PostgreSQL's.
  */
 const rdsSecret = z.object({
-  username: z.string().min(1),
-  password: z.string().min(1),
-  host: z.string().min(1).optional(),
-  port: z.coerce.number().int().min(1).max(65535).default(5432),
-  dbname: z.string().min(1).default('postgres'),
+  username: z.string().check(z.minLength(1)),
+  password: z.string().check(z.minLength(1)),
+  host: z.optional(z.string().check(z.minLength(1))),
+  port: z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(1), z.lte(65535))), 5432),
+  dbname: z._default(z.string().check(z.minLength(1)), 'postgres'),
 });
 
 type DatabaseConfig = Pick<Config, 'DATABASE_URL' | 'DATABASE_SECRET_ARN' | 'DATABASE_HOST' | 'DATABASE_SECRET_MAX_AGE_SECONDS'>;
