@@ -19,9 +19,3 @@ export async function measureClient(): Promise<{ code: string; minifiedBytes: nu
   const bytes = result.outputFiles[0]!.contents;
   return { code: new TextDecoder().decode(bytes), minifiedBytes: bytes.length, gzippedBytes: gzipSync(bytes, { level: 9 }).length };
 }
-
-/** The client's figure as a section of `npm run bench`'s report (bench/run.ts). */
-export async function clientSizeSection(): Promise<string> {
-  const { minifiedBytes, gzippedBytes } = await measureClient();
-  return `\n## Client package (@cablecar/client)\n\n${minifiedBytes} B minified, **${gzippedBytes} B minified and gzipped** (budget ${CLIENT_GZIP_BUDGET_BYTES} B).`;
-}

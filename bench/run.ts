@@ -3,7 +3,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchBundles, type BundleFigures } from './bundles.js';
-import { clientSizeSection } from './clientSize.js';
+import { CLIENT_GZIP_BUDGET_BYTES, measureClient } from './clientSize.js';
 import { costPerMillion } from './cost.js';
 import { benchEngines, type EngineFigures } from './engines.js';
 import { benchLocalStack, type LocalStackFigures } from './localStack.js';
@@ -107,7 +107,6 @@ await section('bundles', async () => {
     '',
     'Goals: ≤ 200 KB and ≤ 50 ms each. The AWS SDK is provided by the Lambda runtime and not bundled: its load is shown apart (from node_modules here).',
   );
-  report.push(await clientSizeSection());
 });
 
 await section('local', async () => {
@@ -128,6 +127,11 @@ await section('local', async () => {
   const engine = engines?.find((e) => e.name.startsWith('delivery engine'));
   const cost = costPerMillion({ gbSecondsPerDelivery: biggest ? biggest.billedGbSeconds / biggest.subscribers : undefined, cpuMicros: engine?.cpuMicros });
   report.push('', '## Cost per million deliveries on AWS (us-east-1 list prices, arm64)', '', table(['item', 'quantity', 'USD'], cost.rows), '', ...cost.notes);
+}
+
+{
+  const client = await measureClient();
+  report.push('', '## The client package (@cablecar/client)', '', `${client.minifiedBytes} B minified, ${client.gzippedBytes} B minified and gzipped (budget ${CLIENT_GZIP_BUDGET_BYTES} B)`);
 }
 
 const text = `${report.join('\n')}\n`;

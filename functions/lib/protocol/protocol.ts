@@ -102,12 +102,26 @@ export interface Message {
   publishedAt: string;
 }
 
+/**
+ * What a later frame of the same connection (a higher `rev`) decided instead: a `subscribed` or
+ * `unsubscribed` with `superseded: true` answers a change that was not applied, or was undone,
+ * because a frame the client sent after it had already taken effect. That later frame's reply
+ * states the channel's final state.
+ */
+export interface ReplyToChange {
+  rev?: number;
+  superseded?: true;
+}
+
 export type ServerFrame =
   | ({ type: 'message' } & Message)
-  | { type: 'subscribed'; channel: string; seq: number }
-  | { type: 'unsubscribed'; channel: string }
+  | ({ type: 'subscribed'; channel: string; seq: number } & ReplyToChange)
+  | ({ type: 'unsubscribed'; channel: string } & ReplyToChange)
   | { type: 'pong' }
   | { type: 'error'; code: ErrorCode; message: string; channel?: string };
+
+/** The `id` of the client frame a reply answers; never on `message` frames. */
+export type Reply = ServerFrame & { id?: string };
 
 export const messageFrame = (message: Message): ServerFrame => ({
   type: 'message',
@@ -124,6 +138,17 @@ export const errorFrame = (code: ErrorCode, message: string, channel?: string): 
   message,
   ...(channel === undefined ? {} : { channel }),
 });
+
+/**
+ * The `id` a reply echoes: a valid one, or nothing. A frame whose `id` is not a string of at most
+ * 64 characters is refused with invalid_frame (and that error carries no id: there is none to echo).
+ */
+export function replyIdOf(frame: Record<string, unknown>): string | undefined {
+  if (!('id' in frame)) return undefined;
+  const parsed = frameId.safeParse(frame.id);
+  if (!parsed.success) throw new CablecarError('invalid_frame', `id: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
 
 /** Parses a client frame's text; malformed JSON and oversize frames become protocol errors. */
 export function parseClientFrame(body: string | undefined | null): Record<string, unknown> {
