@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { startDemoServer, type DemoServer } from './demo/demoServer.js';
 import { localDataDir } from './devTokens.js';
 import { startLocalStack } from './stack.js';
 import { stopOnSignals } from './stopSignals.js';
@@ -16,6 +17,7 @@ const options = {
   dynamodbPort: port('CABLECAR_DYNAMODB_PORT', 4567),
   logLevel: env.LOG_LEVEL ?? 'INFO',
 };
+const demoPort = port('CABLECAR_DEMO_PORT', 3003);
 
 const verbose = env.CABLECAR_VERBOSE === '1';
 const quiet = new Set(['postgres']);
@@ -26,19 +28,29 @@ const log = (source: string, line: string) => {
 console.log(`cablecar: starting the local stack (data in ${options.dataDir}) ...`);
 const started = Date.now();
 const starting = startLocalStack({ ...options, log });
+let demo: Promise<DemoServer> | undefined;
 // Registered before start-up ends, so that a Ctrl-C during it also stops what has started.
 stopOnSignals(async (signal) => {
   console.log(`\ncablecar: ${signal}, stopping every process it started ...`);
+  await (await demo?.catch(() => undefined))?.stop();
   await (await starting.catch(() => undefined))?.stop();
   console.log('cablecar: stopped');
 });
 const stack = await starting;
 // Ready to paste: every channel, for a day. `npm run token` makes narrower ones.
 const token = await stack.mintToken({ sub: 'dev', subscribe: ['*'], publish: ['*'], ttlSeconds: 24 * 3600 });
+// The live demo page, on the client package; its dev tokens (one channel each) exist only here.
+demo = startDemoServer({ port: demoPort, httpUrl: stack.httpUrl, websocketUrl: stack.websocketUrl, mintToken: (claims) => stack.mintToken(claims) });
+const demoServer = await demo.catch(async (error: Error) => {
+  console.error(`cablecar: the demo page could not start on port ${demoPort}: ${error.message}`);
+  await stack.stop();
+  process.exit(1);
+});
 
 console.log(`
 cablecar is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
 
+  Demo page    ${demoServer.url}?channel=room-1   (live messages, latency, publish form)
   HTTP API     ${stack.httpUrl}   POST/GET /channels/{channel}/messages
   WebSocket    ${stack.websocketUrl}
   Lambda       ${stack.lambdaUrl}   (the dispatch bridge invokes fanout here)

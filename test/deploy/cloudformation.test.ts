@@ -303,8 +303,8 @@ describe('least privilege', () => {
     authorize: ['secretsmanager:GetSecretValue'],
     connect: ['dynamodb:PutItem'],
     disconnect: ['dynamodb:DeleteItem', 'dynamodb:Query'],
-    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', ...ENI_ACTIONS, 'execute-api:ManageConnections', 'secretsmanager:GetSecretValue'],
-    unsubscribe: ['dynamodb:DeleteItem'],
+    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem', ...ENI_ACTIONS, 'execute-api:ManageConnections', 'secretsmanager:GetSecretValue'],
+    unsubscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
     default: [],
     // in the VPC, with the network params: their network interfaces too
     publish: [...ENI_ACTIONS, 'secretsmanager:GetSecretValue'],

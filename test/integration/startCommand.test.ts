@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { freeStackPorts } from '../../infra/local/stack.js';
+import { freePort, freeStackPorts } from '../../infra/local/stack.js';
 
 /**
  * `npm start` as a user runs it: prints where everything is and a token that works, keeps history
@@ -19,7 +19,7 @@ afterAll(async () => {
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-async function start(ports: Awaited<ReturnType<typeof freeStackPorts>>): Promise<{ child: ChildProcess; output: () => string }> {
+async function start(ports: Awaited<ReturnType<typeof freeStackPorts>> & { demoPort: number }): Promise<{ child: ChildProcess; output: () => string }> {
   // As `npm start` runs it: node with tsx as a loader, so signals reach the stack itself.
   const child = spawn(process.execPath, ['--import', 'tsx', 'infra/local/start.ts'], {
     cwd: ROOT,
@@ -32,6 +32,7 @@ async function start(ports: Awaited<ReturnType<typeof freeStackPorts>>): Promise
       CABLECAR_LAMBDA_PORT: String(ports.lambdaPort),
       CABLECAR_PG_PORT: String(ports.postgresPort),
       CABLECAR_DYNAMODB_PORT: String(ports.dynamodbPort),
+      CABLECAR_DEMO_PORT: String(ports.demoPort),
       LOG_LEVEL: 'WARN',
     },
   });
@@ -83,13 +84,17 @@ const processesUsing = (text: string) => {
 
 it('prints its URLs, keeps history across a restart, and stops every process on Ctrl-C', async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'cablecar-start-'));
-  const ports = await freeStackPorts();
+  const ports = { ...(await freeStackPorts()), demoPort: await freePort() };
   const httpUrl = `http://127.0.0.1:${ports.httpPort}`;
 
   const first = await start(ports);
   expect(first.output()).toContain(`HTTP API     ${httpUrl}`);
   expect(first.output()).toContain(`WebSocket    ws://127.0.0.1:${ports.websocketPort}`);
   expect(first.output()).toContain('npm run listen -- room-1');
+  expect(first.output()).toContain(`Demo page    http://127.0.0.1:${ports.demoPort}/?channel=room-1`);
+  const page = await fetch(`http://127.0.0.1:${ports.demoPort}/?channel=room-1`);
+  expect(page.status).toBe(200);
+  expect(await page.text()).toContain('cablecar <small>live demo</small>');
   expect(first.output()).toContain(`-H "Authorization: Bearer $TOKEN"`);
   const token = /export TOKEN=(\S+)/.exec(first.output())?.[1];
   expect(token, 'the banner prints a token').toBeDefined();

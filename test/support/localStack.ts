@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { freeStackPorts, startLocalStack, type LocalStack } from '../../infra/local/stack.js';
+import { freeStackPorts, startLocalStack, type LocalStack, type LocalStackOptions } from '../../infra/local/stack.js';
 import { registerDefaultToken, SocketClient, unregisterDefaultToken } from './socketClient.js';
 
 /**
@@ -13,7 +13,9 @@ import { registerDefaultToken, SocketClient, unregisterDefaultToken } from './so
 process.env.AWS_ACCESS_KEY_ID ??= 'local';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
 
-export async function startTestStack(): Promise<LocalStack & { logLines: string[] }> {
+export async function startTestStack(
+  options: Partial<Pick<LocalStackOptions, 'functionEnv' | 'dynamodbPort'>> = {},
+): Promise<LocalStack & { logLines: string[] }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'cablecar-test-'));
   const logLines: string[] = [];
   const echo = process.env.CABLECAR_TEST_LOG === '1';
@@ -21,6 +23,7 @@ export async function startTestStack(): Promise<LocalStack & { logLines: string[
     const stack = await startLocalStack({
       dataDir,
       ...(await freeStackPorts()),
+      ...options,
       logLevel: 'WARN',
       log: (source, line) => {
         logLines.push(`[${source}] ${line}`);
