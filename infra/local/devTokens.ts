@@ -14,7 +14,8 @@ export const jwtSecretFile = (dataDir: string) => join(dataDir, 'jwt-secret');
 
 /**
  * CABLECAR_JWT_SECRET when given, else the secret in the data folder, generated (32 random bytes,
- * base64url) on first use and readable by its owner only.
+ * hex, so that it never starts with '-' and reads as an option on a command line) on first use and
+ * readable by its owner only.
  */
 export async function loadOrCreateJwtSecret(dataDir: string, fromEnvironment = process.env.CABLECAR_JWT_SECRET): Promise<string> {
   if (fromEnvironment) {
@@ -29,7 +30,7 @@ export async function loadOrCreateJwtSecret(dataDir: string, fromEnvironment = p
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   await mkdir(dataDir, { recursive: true });
-  const secret = randomBytes(32).toString('base64url');
+  const secret = randomBytes(32).toString('hex');
   await writeFile(file, `${secret}\n`, { mode: 0o600 });
   await chmod(file, 0o600); // writeFile's mode applies only when it creates the file
   return secret;
