@@ -1,18 +1,46 @@
 import { resolve } from 'node:path';
-import { startLocalStack } from './stack.js';
+import { StackPreflightError } from './preflight.js';
+import { startLocalStack, type PortOption } from './stack.js';
 import { stopOnSignals } from './stopSignals.js';
 
-/** `npm start`: the whole stack on this machine until Ctrl-C. */
+/** `npm start`: the whole stack on this machine until Ctrl-C, or until a part fails for good. */
 const env = process.env;
-const port = (name: string, fallback: number) => Number(env[name] ?? fallback);
+const portVariables = {
+  httpPort: 'CABLECAR_HTTP_PORT',
+  websocketPort: 'CABLECAR_WS_PORT',
+  lambdaPort: 'CABLECAR_LAMBDA_PORT',
+  postgresPort: 'CABLECAR_PG_PORT',
+  dynamodbPort: 'CABLECAR_DYNAMODB_PORT',
+  healthPort: 'CABLECAR_HEALTH_PORT',
+} satisfies Record<PortOption, string>;
+const defaults: Record<PortOption, number> = {
+  httpPort: 3000,
+  websocketPort: 3001,
+  lambdaPort: 3002,
+  postgresPort: 54329,
+  dynamodbPort: 4567,
+  healthPort: 3004,
+};
+const port = (key: PortOption) => {
+  const text = env[portVariables[key]];
+  if (text === undefined || text === '') return defaults[key];
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > 65535) {
+    console.error(`cablecar: ${portVariables[key]}=${text} is not a port number (1-65535)`);
+    process.exit(2);
+  }
+  return value;
+};
 
 const options = {
   dataDir: resolve(env.CABLECAR_DATA_DIR ?? '.cablecar'),
-  httpPort: port('CABLECAR_HTTP_PORT', 3000),
-  websocketPort: port('CABLECAR_WS_PORT', 3001),
-  lambdaPort: port('CABLECAR_LAMBDA_PORT', 3002),
-  postgresPort: port('CABLECAR_PG_PORT', 54329),
-  dynamodbPort: port('CABLECAR_DYNAMODB_PORT', 4567),
+  httpPort: port('httpPort'),
+  websocketPort: port('websocketPort'),
+  lambdaPort: port('lambdaPort'),
+  postgresPort: port('postgresPort'),
+  dynamodbPort: port('dynamodbPort'),
+  healthPort: port('healthPort'),
+  portVariables,
   logLevel: env.LOG_LEVEL ?? 'INFO',
 };
 
@@ -24,14 +52,26 @@ const log = (source: string, line: string) => {
 
 console.log(`cablecar: starting the local stack (data in ${options.dataDir}) ...`);
 const started = Date.now();
-const starting = startLocalStack({ ...options, log });
+const starting = startLocalStack({
+  ...options,
+  log,
+  // The stack has already stopped everything it started; never leave a stack that pretends to run.
+  onFatal: (error) => {
+    console.error(`cablecar: stopped, ${error.message}. See the lines above; \`npm start\` starts it again.`);
+    process.exit(1);
+  },
+});
 // Registered before start-up ends, so that a Ctrl-C during it also stops what has started.
 stopOnSignals(async (signal) => {
   console.log(`\ncablecar: ${signal}, stopping every process it started ...`);
   await (await starting.catch(() => undefined))?.stop();
   console.log('cablecar: stopped');
 });
-const stack = await starting;
+const stack = await starting.catch((error: Error) => {
+  if (error instanceof StackPreflightError) console.error(`cablecar: ${error.message}`);
+  else console.error(`cablecar: could not start: ${error.message}`);
+  process.exit(1);
+});
 
 console.log(`
 cablecar is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
@@ -41,6 +81,7 @@ cablecar is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
   Lambda       ${stack.lambdaUrl}   (the dispatch bridge invokes fanout here)
   PostgreSQL   ${stack.databaseUrl}
   DynamoDB     ${stack.dynamodbUrl}   table ${stack.tableName}
+  Health       ${stack.healthUrl}   (which parts are up)
 
 Try it — in one terminal (a WebSocket client subscribed to room-1):
   npm run listen -- room-1
@@ -49,4 +90,4 @@ and in another:
   curl -s -X POST ${stack.httpUrl}/channels/room-1/messages -H 'content-type: application/json' -d '{"data":{"text":"hello"}}'
   curl -s '${stack.httpUrl}/channels/room-1/messages?after=0'
 
-Ctrl-C stops everything.`);
+Ctrl-C stops everything; a part that fails is restarted, or the stack stops and says why.`);
