@@ -28,6 +28,8 @@ export interface LocalStackOptions {
   stage?: string;
   log?: (source: string, line: string) => void;
   logLevel?: string;
+  /** Where the bridge invokes fanout, if not serverless-offline's Lambda port (tests put a faulty proxy there). */
+  bridgeLambdaEndpoint?: string | undefined;
   /** How often the bridge sweeps PostgreSQL for undispatched messages. */
   sweepIntervalMs?: number;
   /**
@@ -326,7 +328,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // The stand-in for aws_lambda.invoke
     const bridge: DispatchBridge = await startDispatchBridge({
       connectionString: databaseUrl,
-      lambdaEndpoint: lambdaUrl,
+      lambdaEndpoint: options.bridgeLambdaEndpoint ?? lambdaUrl,
       functionName: `cablecar-${stage}-fanout`,
       sweepIntervalMs: options.sweepIntervalMs,
       log: (line) => log('bridge', line),

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { freeStackPorts, startLocalStack, type LocalStack } from '../../infra/local/stack.js';
+import { freeStackPorts, startLocalStack, type LocalStack, type LocalStackOptions } from '../../infra/local/stack.js';
 import { SocketClient } from './socketClient.js';
 
 /**
@@ -13,7 +13,7 @@ import { SocketClient } from './socketClient.js';
 process.env.AWS_ACCESS_KEY_ID ??= 'local';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
 
-export async function startTestStack(): Promise<LocalStack & { logLines: string[] }> {
+export async function startTestStack(options: Partial<LocalStackOptions> = {}): Promise<LocalStack & { logLines: string[] }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'cablecar-test-'));
   const logLines: string[] = [];
   const echo = process.env.CABLECAR_TEST_LOG === '1';
@@ -22,6 +22,7 @@ export async function startTestStack(): Promise<LocalStack & { logLines: string[
       dataDir,
       ...(await freeStackPorts()),
       logLevel: 'WARN',
+      ...options,
       log: (source, line) => {
         logLines.push(`[${source}] ${line}`);
         if (echo) console.log(`[${source}] ${line}`);
