@@ -4,6 +4,30 @@ import { z } from 'zod';
  * Every setting cablecar reads from the environment, parsed once. serverless.yml sets these for the
  * Lambda functions; the local stack sets them for serverless-offline and the dispatch bridge.
  */
+/**
+ * Retention (bounded history), per channel: messages older than MESSAGE_RETENTION_SECONDS, and those
+ * beyond the newest MESSAGE_RETENTION_COUNT, are pruned on a schedule (0 = no limit of that kind).
+ * Read by the retention function on AWS and by the local stack alike.
+ */
+const retentionSchema = z.object({
+  MESSAGE_RETENTION_SECONDS: z.coerce.number().int().min(0).default(30 * 24 * 60 * 60),
+  MESSAGE_RETENTION_COUNT: z.coerce.number().int().min(0).default(100_000),
+});
+
+export interface RetentionSettings {
+  maxAgeSeconds: number | undefined;
+  maxCount: number | undefined;
+}
+
+export function retentionSettings(env: NodeJS.ProcessEnv = process.env): RetentionSettings {
+  const parsed = retentionSchema.safeParse(env);
+  if (!parsed.success) throw new Error(`cablecar retention settings are invalid: ${z.prettifyError(parsed.error)}`);
+  return {
+    maxAgeSeconds: parsed.data.MESSAGE_RETENTION_SECONDS || undefined,
+    maxCount: parsed.data.MESSAGE_RETENTION_COUNT || undefined,
+  };
+}
+
 const configSchema = z.object({
   STAGE: z.string().min(1).default('local'),
   AWS_REGION: z.string().min(1).default('us-east-1'),

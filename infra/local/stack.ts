@@ -4,6 +4,9 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { acquireDataDirLock, assertPortsFree, type PortClaim } from './preflight.js';
+import { retentionSettings, type RetentionSettings } from '../../functions/lib/config.js';
+import { createPool } from '../../functions/lib/stores/database.js';
+import { messageStore } from '../../functions/lib/stores/messageStore.js';
 import { migrate } from '../migrate.js';
 import { startDispatchBridge, type DispatchBridge } from './dispatchBridge.js';
 import { startEmbeddedDynamodb } from './embeddedDynamodb.js';
@@ -30,6 +33,10 @@ export interface LocalStackOptions {
   logLevel?: string;
   /** Where the bridge invokes fanout, if not serverless-offline's Lambda port (tests put a faulty proxy there). */
   bridgeLambdaEndpoint?: string | undefined;
+  /** Bounded history: what each channel keeps (default: MESSAGE_RETENTION_* from the environment). */
+  retention?: RetentionSettings | undefined;
+  /** How often retention prunes (the scheduled retention function on AWS); default 60 s. */
+  pruneIntervalMs?: number | undefined;
   /** How often the bridge sweeps PostgreSQL for undispatched messages. */
   sweepIntervalMs?: number;
   /**
@@ -334,6 +341,25 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       log: (line) => log('bridge', line),
     });
     cleanup.push(() => bridge.stop());
+
+    // Retention, as the scheduled retention function does it on AWS.
+    const retention = options.retention ?? retentionSettings();
+    const prunePool = createPool({ connectionString: databaseUrl, max: 1 });
+    const pruner = messageStore(prunePool);
+    const prune = async () => {
+      try {
+        const deleted = await pruner.prune(retention);
+        if (deleted > 0) log('retention', `pruned ${deleted} message(s)`);
+      } catch (error) {
+        log('retention', `pruning failed, tried again in the next round: ${(error as Error).message}`);
+      }
+    };
+    const pruneTimer = setInterval(() => void prune(), options.pruneIntervalMs ?? 60_000);
+    void prune();
+    cleanup.push(async () => {
+      clearInterval(pruneTimer);
+      await prunePool.end().catch(() => {});
+    });
 
     const health = async (): Promise<StackHealth> => {
       const bridgeStatus = bridge.status();

@@ -53,7 +53,7 @@ export interface Message {
 
 export type ServerFrame =
   | ({ type: 'message' } & Message)
-  | { type: 'subscribed'; channel: string; seq: number }
+  | { type: 'subscribed'; channel: string; seq: number; truncated?: true; oldestSeq?: number }
   | { type: 'unsubscribed'; channel: string }
   | { type: 'pong' }
   | { type: 'error'; code: ErrorCode; message: string };

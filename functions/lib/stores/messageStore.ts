@@ -11,6 +11,14 @@ export interface PublishedMessage {
 export interface HistoryPage {
   messages: Message[];
   hasMore: boolean;
+  /** Set when messages after `after` were pruned by retention: the oldest seq still kept. */
+  truncatedBefore?: number | undefined;
+}
+
+/** Retention: each channel keeps at most this much history (either may be unset: no limit of that kind). */
+export interface RetentionLimits {
+  maxAgeSeconds?: number | undefined;
+  maxCount?: number | undefined;
 }
 
 const UNIQUE_VIOLATION = '23505';
@@ -69,12 +77,32 @@ export function messageStore(pool: pg.Pool) {
     /** Messages with seq > after, oldest first. */
     history(channel: string, after: number, limit: number): Promise<HistoryPage> {
       return withDatabase(async () => {
-        const { rows } = await pool.query<{ message: Message }>(
-          `SELECT cablecar_message_json(m) AS message FROM messages m
-           WHERE m.channel = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`,
-          [channel, after, limit + 1],
+        const [{ rows }, pruned] = await Promise.all([
+          pool.query<{ message: Message }>(
+            `SELECT cablecar_message_json(m) AS message FROM messages m
+             WHERE m.channel = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`,
+            [channel, after, limit + 1],
+          ),
+          pool.query<{ pruned_through: string }>('SELECT pruned_through FROM channels WHERE name = $1', [channel]),
+        ]);
+        const prunedThrough = Number(pruned.rows[0]?.pruned_through ?? 0);
+        return {
+          messages: rows.slice(0, limit).map((row) => row.message),
+          hasMore: rows.length > limit,
+          // Read after the page: a prune between the two reads still reports what is missing.
+          truncatedBefore: after < prunedThrough ? prunedThrough + 1 : undefined,
+        };
+      });
+    },
+
+    /** Deletes what every channel keeps beyond its retention; returns how many messages went. */
+    prune({ maxAgeSeconds, maxCount }: RetentionLimits): Promise<number> {
+      return withDatabase(async () => {
+        const { rows } = await pool.query<{ deleted: string }>(
+          'SELECT cablecar_prune(make_interval(secs => $1), $2) AS deleted',
+          [maxAgeSeconds ?? null, maxCount ?? null],
         );
-        return { messages: rows.slice(0, limit).map((row) => row.message), hasMore: rows.length > limit };
+        return Number(rows[0]?.deleted ?? 0);
       });
     },
 
