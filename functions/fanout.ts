@@ -6,12 +6,13 @@ import { parseDispatchEvent } from './lib/protocol/dispatchEvent.js';
 import { fanOut, type FanOutResult } from './lib/delivery/fanOut.js';
 import { logger } from './lib/logger.js';
 import { metrics } from './lib/metrics.js';
-import { connections, postToConnection, subscriptions } from './lib/services.js';
+import { connections, dispatchRecords, postToConnection, subscriptions } from './lib/services.js';
 
 /**
  * fanout: invoked by PostgreSQL's dispatch (aws_lambda.invoke on AWS, the local bridge offline) with
  * one stored message; delivers it to every subscriber of its channel. Posts that failed after their
- * retries are counted in FailedPosts: those clients fill the gap from history.
+ * retries are counted in FailedPosts: those clients fill the gap from history. Once done, it records
+ * the message's fan-out as completed (dispatchRecordStore) for the sweep.
  */
 export const handler = middy<unknown, FanOutResult>()
   .use(logMetrics(metrics))
@@ -26,5 +27,8 @@ export const handler = middy<unknown, FanOutResult>()
     metrics.addMetric('ConnectionsGone', MetricUnit.Count, result.gone);
     metrics.addMetric('FailedPosts', MetricUnit.Count, result.failed);
     logger.info('fanned out', { channel: message.channel, seq: message.seq, ...result });
+    // Completion hook: the sweep re-dispatches dispatched messages that have no such record. Written
+    // last, so a fan-out that throws before it (and is retried by Lambda) is not counted as done.
+    await dispatchRecords().recordCompleted(message);
     return result;
   });

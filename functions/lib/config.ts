@@ -48,6 +48,16 @@ const configSchema = z.object({
   /** Messages replayed on `subscribe` with `after`; beyond this the client pages through history. */
   REPLAY_LIMIT: z.coerce.number().int().min(1).max(10000).default(1000),
   HISTORY_PAGE_LIMIT: z.coerce.number().int().min(1).max(1000).default(1000),
+  /** The sweep (AWS): the fanout function it dispatches to again (its `live` alias). */
+  FANOUT_FUNCTION_NAME: z.string().min(1).optional(),
+  /**
+   * The sweep looks at messages published between SWEEP_WINDOW_SECONDS and SWEEP_GRACE_SECONDS ago
+   * that have no completion record. The grace outlasts Lambda's own retries of an async event (about
+   * 3 minutes) so that the sweep rarely races them; the window stays inside the record's 2-day TTL.
+   */
+  SWEEP_GRACE_SECONDS: z.coerce.number().int().min(60).default(600),
+  SWEEP_WINDOW_SECONDS: z.coerce.number().int().min(120).max(24 * 60 * 60).default(6 * 60 * 60),
+  SWEEP_BATCH_LIMIT: z.coerce.number().int().min(1).max(10_000).default(2000),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -2,6 +2,7 @@ import { config } from './config.js';
 import { createPostToConnection, type PostToConnection } from './delivery/connectionGateway.js';
 import { connectionStore, type ConnectionStore } from './stores/connectionStore.js';
 import { createPool } from './stores/database.js';
+import { dispatchRecordStore, type DispatchRecordStore } from './stores/dispatchRecordStore.js';
 import { createTable, type TableRef } from './stores/dynamoTable.js';
 import { messageStore, type MessageStore } from './stores/messageStore.js';
 import { subscriptionStore, type SubscriptionStore } from './stores/subscriptionStore.js';
@@ -24,6 +25,8 @@ export const connections = once<ConnectionStore>(() =>
 );
 
 export const subscriptions = once<SubscriptionStore>(() => subscriptionStore(table()));
+
+export const dispatchRecords = once<DispatchRecordStore>(() => dispatchRecordStore(table()));
 
 export const messages = once<MessageStore>(() =>
   messageStore(

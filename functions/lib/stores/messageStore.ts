@@ -95,6 +95,23 @@ export function messageStore(pool: pg.Pool) {
       });
     },
 
+    /**
+     * The dispatch events of messages published between `withinSeconds` and `olderThanSeconds` ago,
+     * oldest channel seq first: what the sweep checks for a completed fan-out.
+     */
+    publishedBetween({ olderThanSeconds, withinSeconds, limit }: { olderThanSeconds: number; withinSeconds: number; limit: number }) {
+      return withDatabase(async () => {
+        const { rows } = await pool.query<{ id: string; event: unknown }>(
+          `SELECT id, cablecar_dispatch_event(id) AS event FROM messages
+            WHERE published_at < clock_timestamp() - make_interval(secs => $1)
+              AND published_at >= clock_timestamp() - make_interval(secs => $2)
+            ORDER BY channel, seq LIMIT $3`,
+          [olderThanSeconds, withinSeconds, limit],
+        );
+        return rows;
+      });
+    },
+
     /** Deletes what every channel keeps beyond its retention; returns how many messages went. */
     prune({ maxAgeSeconds, maxCount }: RetentionLimits): Promise<number> {
       return withDatabase(async () => {

@@ -7,6 +7,9 @@ ALTER TABLE channels
   ADD COLUMN retention_max_age interval,
   ADD COLUMN retention_max_count bigint CHECK (retention_max_count >= 1);
 
+-- Pruning by age and the AWS sweep (messages published in a time window) read by publication time.
+CREATE INDEX messages_published_at ON messages (published_at);
+
 -- Prunes every channel once; returns the number of messages deleted. A message is never pruned
 -- before it was dispatched (the sweep still needs it). NULL defaults mean "no limit of that kind".
 CREATE FUNCTION cablecar_prune(default_max_age interval, default_max_count bigint) RETURNS bigint
