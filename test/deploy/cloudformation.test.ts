@@ -111,7 +111,7 @@ afterAll(async () => {
 });
 
 describe('functions behind the live alias', () => {
-  it('has exactly the eight functions of cablecar', () => {
+  it('has exactly the functions of the release command (FUNCTION_KEYS)', () => {
     const names = ofType('AWS::Lambda::Function').map(([, fn]) => String(fn.Properties.FunctionName).replace(`cablecar-${STAGE}-`, ''));
     expect(names.sort()).toEqual([...FUNCTIONS].sort());
   });
@@ -140,12 +140,19 @@ describe('functions behind the live alias', () => {
     }
   });
 
-  it('grants every invoke permission on an alias only, to its own API', () => {
+  it('grants every invoke permission on an alias only, to its own API or schedule', () => {
     const permissions = ofType('AWS::Lambda::Permission');
-    expect(permissions).toHaveLength(7);
+    // seven API routes, two schedules (sweep, retention)
+    expect(permissions).toHaveLength(9);
+    const rules = new Set(ofType('AWS::Events::Rule').map(([id]) => id));
     for (const [id, permission] of permissions) {
       const target = permission.Properties.FunctionName?.Ref;
       expect(resources[target]?.Type, `${id} → ${JSON.stringify(permission.Properties.FunctionName)}`).toBe('AWS::Lambda::Alias');
+      if (permission.Properties.Principal === 'events.amazonaws.com') {
+        const [rule] = [...referencedIds(permission.Properties.SourceArn)].filter((ref) => rules.has(ref));
+        expect(rule, id).toBeDefined();
+        continue;
+      }
       const api = id.endsWith('Websockets') ? 'WebsocketsApi' : 'HttpApi';
       expect(referencedIds(permission.Properties.SourceArn), id).toContain(api);
     }
@@ -156,8 +163,9 @@ describe('functions behind the live alias', () => {
     const fanoutAlias = aliases[0]![0];
     expect(template.Outputs.FanoutLiveAliasArn?.Value).toEqual({ Ref: fanoutAlias });
     const invokes = statements().filter(({ statement }) => list(statement.Action).includes('lambda:InvokeFunction'));
-    expect(invokes.map(({ owner }) => owner)).toEqual(['RdsInvokeFanoutRole']);
-    expect(list(invokes[0]!.statement.Resource)).toEqual([{ Ref: fanoutAlias }]);
+    // PostgreSQL, and the sweep that dispatches again as PostgreSQL does.
+    expect(invokes.map(({ owner }) => owner).sort()).toEqual(['RdsInvokeFanoutRole', 'SweepRole']);
+    for (const invoke of invokes) expect(list(invoke.statement.Resource)).toEqual([{ Ref: fanoutAlias }]);
     expect(resources.RdsInvokeFanoutRole!.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service).toBe('rds.amazonaws.com');
   });
 });
@@ -201,8 +209,10 @@ describe('releases', () => {
 
     const throttles = alarms.get('ThrottlesAlarm');
     const watched = throttles.Metrics.filter((query: Json) => query.MetricStat);
-    expect(watched.map((query: Json) => query.MetricStat.Metric.MetricName)).toEqual(FUNCTIONS.map(() => 'Throttles'));
-    expect(watched.map((query: Json) => dimensions(query.MetricStat.Metric).ExecutedVersion)).toEqual(FUNCTIONS.map(newVersion));
+    // Every function that serves clients; the scheduled ones (sweep, retention) just run again.
+    const serving = FUNCTIONS.filter((name) => !['sweep', 'retention'].includes(name));
+    expect(watched.map((query: Json) => query.MetricStat.Metric.MetricName)).toEqual(serving.map(() => 'Throttles'));
+    expect(watched.map((query: Json) => dimensions(query.MetricStat.Metric).ExecutedVersion)).toEqual(serving.map(newVersion));
     expect(throttles.Metrics.filter((query: Json) => query.ReturnData)).toHaveLength(1);
 
     // The alarms must already follow the new version when CodeDeploy starts shifting.
@@ -214,6 +224,52 @@ describe('releases', () => {
   it('keeps DynamoDB items expiring (TTL on the table)', () => {
     const [[, table]] = ofType('AWS::DynamoDB::Table') as [[string, Resource]];
     expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
+  });
+});
+
+describe('nothing dispatched is lost', () => {
+  it("configures fanout:live's asynchronous invocations: 2 retries, 1 h maximum age, failures to an SQS queue", () => {
+    const configs = ofType('AWS::Lambda::EventInvokeConfig');
+    expect(configs).toHaveLength(1);
+    const [, config] = configs[0]!;
+    expect(config.Properties).toEqual({
+      FunctionName: `cablecar-${STAGE}-fanout`,
+      Qualifier: 'live',
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['FanoutFailuresQueue', 'Arn'] } } },
+    });
+    expect(list(config.DependsOn)).toContain(liveFunction('fanout').aliases[0]![0]);
+    expect(resources.FanoutFailuresQueue).toMatchObject({ Type: 'AWS::SQS::Queue', Properties: { QueueName: `cablecar-${STAGE}-fanout-failures` } });
+  });
+
+  it('alarms as soon as one failed fan-out waits in the queue', () => {
+    const alarm = resources.FanoutFailuresAlarm!;
+    expect(alarm.Type).toBe('AWS::CloudWatch::Alarm');
+    expect(alarm.Properties).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['FanoutFailuresQueue', 'QueueName'] } }],
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+  });
+
+  it.each([
+    ['sweep', 'rate(5 minutes)'],
+    ['retention', 'rate(1 hour)'],
+  ])('runs %s on an EventBridge schedule (%s), through its live alias', (name, rate) => {
+    const aliasId = liveFunction(name).aliases[0]![0];
+    const rules = ofType('AWS::Events::Rule').filter(([, rule]) => rule.Properties.Targets.some((t: Json) => referencedIds(t.Arn).has(aliasId)));
+    expect(rules).toHaveLength(1);
+    expect(rules[0]![1].Properties.ScheduleExpression).toBe(rate);
+    expect(rules[0]![1].Properties.State ?? 'ENABLED').toBe('ENABLED');
+  });
+
+  it('gives retention its settings from the stage parameters, and sweep the fanout function it dispatches to', () => {
+    const env = (name: string) => resources[liveFunction(name).functionId!]!.Properties.Environment.Variables;
+    expect(env('retention')).toMatchObject({ MESSAGE_RETENTION_SECONDS: '2592000', MESSAGE_RETENTION_COUNT: '100000' });
+    expect(env('sweep')).toMatchObject({ FANOUT_FUNCTION_NAME: `cablecar-${STAGE}-fanout` });
   });
 });
 
@@ -250,7 +306,9 @@ describe('least privilege', () => {
     default: [],
     publish: [],
     history: [],
-    fanout: ['dynamodb:DeleteItem', 'dynamodb:Query', 'execute-api:ManageConnections'],
+    fanout: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query', 'execute-api:ManageConnections', 'sqs:SendMessage'],
+    sweep: ['dynamodb:BatchGetItem', 'lambda:InvokeFunction'],
+    retention: [],
   };
 
   it.each(FUNCTIONS)('gives %s its own role with only what it uses', (name) => {
@@ -269,8 +327,14 @@ describe('least privilege', () => {
     expect([...new Set(rest.flatMap(({ statement }) => list(statement.Action)))].sort()).toEqual(expected[name]);
     for (const { statement } of rest) {
       const targets = list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]);
-      const service = String(list(statement.Action)[0]).split(':')[0];
-      expect(targets).toContain(service === 'dynamodb' ? 'ConnectionsTable' : 'WebsocketsApi');
+      const service = String(list(statement.Action)[0]).split(':')[0]!;
+      const owned: Record<string, string> = {
+        dynamodb: 'ConnectionsTable',
+        'execute-api': 'WebsocketsApi',
+        sqs: 'FanoutFailuresQueue',
+        lambda: liveFunction('fanout').aliases[0]![0],
+      };
+      expect(targets).toContain(owned[service]);
     }
   });
 });
