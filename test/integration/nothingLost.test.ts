@@ -227,4 +227,20 @@ describe('nothing acknowledged is lost (faults injected)', () => {
     for (let i = 0; i < 5; i++) after.push(await publishAcknowledged(channel, { phase: 'after', i }));
     await expectEverySeq(back, channel, [...before, ...during, ...after]);
   }, 240_000);
+
+  it('PostgreSQL killed mid-stream: the stack restarts it, and subscribers that stayed connected get every seq in order', async () => {
+    const channel = 'nl-pg-killed';
+    const group = await subscribers(channel, 5);
+    const acknowledged: number[] = [];
+    for (let i = 0; i < 5; i++) acknowledged.push(await publishAcknowledged(channel, { phase: 'before', i }));
+    await admin.end();
+    process.kill(stack.pids().postgres!, 'SIGKILL');
+    // Published while PostgreSQL is down and coming back: 503s, retried until acknowledged.
+    for (let i = 0; i < 5; i++) acknowledged.push(await publishAcknowledged(channel, { phase: 'after', i }));
+    expect(stack.logLines.some((line) => line.includes('[stack] PostgreSQL killed by SIGKILL; restarting it'))).toBe(true);
+    expect((await stack.health()).parts.postgres).toEqual({ up: true, restarts: 1 });
+    admin = new pg.Client({ connectionString: stack.databaseUrl });
+    await admin.connect();
+    await expectEverySeq(group, channel, acknowledged);
+  }, 240_000);
 });
