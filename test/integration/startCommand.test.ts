@@ -121,7 +121,9 @@ it('prints its URLs, keeps history across a restart, and stops every process on 
   expect(history.messages.map((m) => m.data)).toEqual(['survives a restart']);
   expect(await interrupt(second.child)).toBe(0);
   await expectNothingLeft();
-});
+  // Two full start-ups (esbuild bundles every handler, serverless-offline boots), each 20-35 s on a
+  // busy 2-core machine: more than the 60 s default of one start.
+}, 150_000);
 
 it('refuses a second start on the same data folder and a port in use before its banner, answers /health, survives an invalid UTF-8 frame, and stops with exit 1 when serverless-offline keeps dying', async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'cablecar-start-'));
@@ -181,4 +183,5 @@ it('refuses a second start on the same data folder and a port in use before its 
   expect(first.output()).toContain('cablecar: stopped, serverless-offline was killed by SIGKILL, the 4th time within 60 s');
   for (const port of Object.values(ports)) expect(await portIsClosed(port), `port ${port} is closed`).toBe(true);
   expect(processesUsing(dataDir), 'processes left behind').toBe('');
-});
+  // One start-up, three refused starts and four serverless-offline restarts.
+}, 150_000);

@@ -195,7 +195,7 @@ describe('AWS dispatch variant, with the aws_lambda extension stood in for by a 
     await expect(migrate(url, variant)).rejects.toThrow(/aws_lambda/);
     // The migrations themselves were applied; only the dispatch variant could not be installed.
     const { rows } = await db.query<{ name: string }>('SELECT name FROM cablecar_migrations');
-    expect(rows.map((r) => r.name)).toEqual(['001_messages.sql']);
+    expect(rows.map((r) => r.name)).toEqual(['001_messages.sql', '010_retention.sql']);
   });
 
   it('invokes the fanout function (live alias, async Event, its region) with the whole message at commit, and marks it dispatched', async () => {

@@ -38,16 +38,16 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 describe('migrate', () => {
   it('applies every migration once: a second run applies nothing', async () => {
-    expect(firstMigration).toEqual(['001_messages.sql']);
+    expect(firstMigration).toEqual(['001_messages.sql', '010_retention.sql']);
     expect(await migrate(postgres.url, { kind: 'local' })).toEqual([]);
     const { rows } = await pool.query<{ name: string }>('SELECT name FROM cablecar_migrations ORDER BY name');
-    expect(rows.map((r) => r.name)).toEqual(['001_messages.sql']);
+    expect(rows.map((r) => r.name)).toEqual(['001_messages.sql', '010_retention.sql']);
   });
 
   it('serialises concurrent runners on a fresh database: one applies, the others find it done', async () => {
     const url = await postgres.createDatabase('migrate_concurrently');
     const results = await Promise.all([1, 2, 3].map(() => migrate(url, { kind: 'local' })));
-    expect(results.flat()).toEqual(['001_messages.sql']);
+    expect(results.flat()).toEqual(['001_messages.sql', '010_retention.sql']);
     expect(results.filter((r) => r.length === 0)).toHaveLength(2);
   });
 
