@@ -52,8 +52,10 @@ try {
   console.log(`bench: connecting ${clients} clients ...`);
   const received = new Map<number, number>(); // seq → frames received
   const lastArrival = new Map<number, number>();
+  // One token for everything the bench does: it measures delivery, not verification.
+  const token = await stack.mintToken({ sub: 'bench', subscribe: ['bench'], publish: ['bench'] });
   for (let i = 0; i < clients; i++) {
-    const socket = new WebSocket(stack.websocketUrl);
+    const socket = new WebSocket(`${stack.websocketUrl}?token=${token}`);
     await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
     await new Promise<void>((resolve) => {
       socket.on('message', (raw) => {
@@ -79,7 +81,7 @@ try {
     const t0 = performance.now();
     const response = await fetch(`${stack.httpUrl}/channels/bench/messages`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: JSON.stringify({ data: { i, payload } }),
     });
     const { seq } = (await response.json()) as { seq: number };

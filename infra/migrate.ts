@@ -5,8 +5,13 @@ import pg from 'pg';
 
 /**
  * Applies the SQL migrations in infra/sql/migrations once each, in name order, then installs the
- * dispatch variant for where the database runs. Safe to run any number of times, and concurrently:
- * an advisory lock serialises runners.
+ * dispatch variant for where the database runs — all in one transaction, so a database is never
+ * left half-migrated or with the placeholder dispatch that refuses every publish. Safe to run any
+ * number of times, and concurrently: an advisory lock serialises runners.
+ *
+ * Everything lives in schema `cablecar`, the bookkeeping table too (`cablecar.migrations`). A
+ * database migrated before the schema existed keeps its bookkeeping in `public.cablecar_migrations`:
+ * the runner moves that table first, and 002 moves the rest.
  */
 export type DispatchVariant = { kind: 'local' } | { kind: 'aws'; fanoutFunction: string; region: string };
 
@@ -30,26 +35,45 @@ export async function migrate(
   const applied: string[] = [];
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
-    await client.query(
-      'CREATE TABLE IF NOT EXISTS cablecar_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
-    );
-    const done = new Set((await client.query<{ name: string }>('SELECT name FROM cablecar_migrations')).rows.map((r) => r.name));
-    const files = (await readdir(join(SQL_DIR, 'migrations'))).filter((f) => f.endsWith('.sql')).sort();
-    for (const file of files.filter((f) => !done.has(f))) {
-      log(`applying migration ${file}`);
-      const sql = await readFile(join(SQL_DIR, 'migrations', file), 'utf8');
-      await client.query('BEGIN');
-      try {
-        await client.query(sql);
-        await client.query('INSERT INTO cablecar_migrations (name) VALUES ($1)', [file]);
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK');
-        throw new Error(`migration ${file} failed: ${(error as Error).message}`, { cause: error });
+    await client.query('BEGIN');
+    try {
+      await client.query('CREATE SCHEMA IF NOT EXISTS cablecar');
+      await client.query(`DO $$
+        BEGIN
+          IF to_regclass('public.cablecar_migrations') IS NOT NULL AND to_regclass('cablecar.migrations') IS NULL THEN
+            ALTER TABLE public.cablecar_migrations SET SCHEMA cablecar;
+            ALTER TABLE cablecar.cablecar_migrations RENAME TO migrations;
+          END IF;
+        END $$`);
+      await client.query(
+        'CREATE TABLE IF NOT EXISTS cablecar.migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+      );
+      const done = new Set((await client.query<{ name: string }>('SELECT name FROM cablecar.migrations')).rows.map((r) => r.name));
+      const files = (await readdir(join(SQL_DIR, 'migrations'))).filter((f) => f.endsWith('.sql')).sort();
+      // Unqualified names in a migration mean cablecar's objects, never the application's.
+      await client.query('SET LOCAL search_path TO cablecar');
+      for (const file of files.filter((f) => !done.has(f))) {
+        log(`applying migration ${file}`);
+        const sql = await readFile(join(SQL_DIR, 'migrations', file), 'utf8');
+        try {
+          await client.query(sql);
+        } catch (error) {
+          throw new Error(`migration ${file} failed: ${(error as Error).message}`, { cause: error });
+        }
+        await client.query('INSERT INTO cablecar.migrations (name) VALUES ($1)', [file]);
+        applied.push(file);
       }
-      applied.push(file);
+      await client.query('SET LOCAL search_path TO DEFAULT'); // the dispatch SQL names its schemas
+      try {
+        await client.query(await renderDispatchSql(variant));
+      } catch (error) {
+        throw new Error(`installing the ${variant.kind} dispatch variant failed: ${(error as Error).message}`, { cause: error });
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK');
+      throw error;
     }
-    await client.query(await renderDispatchSql(variant));
     log(`dispatch variant: ${variant.kind}`);
     return applied;
   } finally {

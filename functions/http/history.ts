@@ -3,9 +3,10 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { z } from 'zod';
 import { config } from '../lib/config.js';
 import { CablecarError } from '../lib/protocol/errors.js';
+import { channelAuthorization } from '../lib/middleware/channelAuthorization.js';
 import { httpErrors, jsonResponse } from '../lib/middleware/httpErrors.js';
 import { parseChannel } from '../lib/protocol/protocol.js';
-import { messages } from '../lib/services.js';
+import { messages, verifyToken } from '../lib/services.js';
 
 const historyQuery = z.object({
   after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
@@ -14,11 +15,13 @@ const historyQuery = z.object({
 
 /**
  * GET /channels/{channel}/messages?after=<seq>&limit=<n> → `{channel, messages, hasMore}`, oldest
- * first. A client that sees a gap in seq asks for what follows the last seq it has. When retention
- * already deleted some of them, the answer also carries `truncated: true, oldestSeq: <n>`.
+ * first, for a token whose `subscribe` patterns cover the channel (a browser filling a gap reads
+ * history with its own token). A client that sees a gap in seq asks for what follows the last seq it has.
+ * When retention already deleted some of them, the answer also carries `truncated: true, oldestSeq: <n>`.
  */
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
   .use(httpErrors())
+  .use(channelAuthorization('subscribe', verifyToken))
   .handler(async (event) => {
     const channel = parseChannel(event.pathParameters?.channel);
     const query = historyQuery.safeParse(event.queryStringParameters ?? {});

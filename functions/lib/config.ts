@@ -62,16 +62,50 @@ const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
-let cached: Config | undefined;
-
-/** Reads and validates the environment on first use; a missing variable fails loudly at cold start. */
-export function config(): Config {
-  if (!cached) {
-    const parsed = configSchema.safeParse(process.env);
-    if (!parsed.success) {
-      throw new Error(`cablecar configuration is invalid: ${z.prettifyError(parsed.error)}`);
+/**
+ * A reader of one group of settings: parses and validates the environment on first use, so a
+ * missing or malformed variable fails loudly at cold start, and keeps the result.
+ */
+function settings<T extends z.ZodType>(schema: T, what: string): () => z.infer<T> {
+  let cached: z.infer<T> | undefined;
+  return () => {
+    if (cached === undefined) {
+      const parsed = schema.safeParse(process.env);
+      if (!parsed.success) throw new Error(`${what} is invalid: ${z.prettifyError(parsed.error)}`);
+      cached = parsed.data;
     }
-    cached = parsed.data;
-  }
-  return cached;
+    return cached!;
+  };
 }
+
+export const config: () => Config = settings(configSchema, 'cablecar configuration');
+
+/** An unset variable and one that serverless.yml set to '' (a stage parameter left empty) mean the same. */
+const optional = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
+
+/**
+ * How tokens are verified. Read only by the functions that verify them (the $connect authorizer,
+ * publish, history), apart from the rest so that they need no other setting. One key source:
+ * `JWKS_URL` (+ `JWT_ISSUER`) for RS256/ES256, else `JWT_SECRET_ARN` (the HS256 secret in Secrets
+ * Manager, read at run time), else `CABLECAR_JWT_SECRET` (the local stack only: serverless.yml never
+ * puts a secret value in an environment).
+ */
+const tokenConfigSchema = z
+  .object({
+    JWT_AUDIENCE: z.string().min(1).default('cablecar'),
+    JWT_ISSUER: optional(z.string().min(1)),
+    JWKS_URL: optional(z.url({ protocol: /^https?$/ })),
+    JWT_SECRET_ARN: optional(z.string().min(1)),
+    CABLECAR_JWT_SECRET: optional(z.string().min(32, 'CABLECAR_JWT_SECRET must be at least 32 characters')),
+    /** How long a secret read from Secrets Manager is cached per container (rotation takes this long to reach every container). */
+    JWT_SECRET_CACHE_SECONDS: z.coerce.number().int().min(0).default(300),
+  })
+  .refine((c) => c.JWKS_URL || c.JWT_SECRET_ARN || c.CABLECAR_JWT_SECRET, {
+    message: 'no token key: set JWKS_URL and JWT_ISSUER, JWT_SECRET_ARN, or (locally) CABLECAR_JWT_SECRET',
+  })
+  .refine((c) => !c.JWKS_URL || c.JWT_ISSUER, { message: 'JWKS_URL needs JWT_ISSUER', path: ['JWT_ISSUER'] });
+
+export type TokenConfig = z.infer<typeof tokenConfigSchema>;
+
+export const tokenConfig: () => TokenConfig = settings(tokenConfigSchema, 'cablecar token configuration');

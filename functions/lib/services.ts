@@ -1,4 +1,4 @@
-import { config } from './config.js';
+import { config, tokenConfig } from './config.js';
 import { createPostToConnection, type PostToConnection } from './delivery/connectionGateway.js';
 import { connectionStore, type ConnectionStore } from './stores/connectionStore.js';
 import { createPool } from './stores/database.js';
@@ -6,6 +6,8 @@ import { dispatchRecordStore, type DispatchRecordStore } from './stores/dispatch
 import { createTable, type TableRef } from './stores/dynamoTable.js';
 import { messageStore, type MessageStore } from './stores/messageStore.js';
 import { subscriptionStore, type SubscriptionStore } from './stores/subscriptionStore.js';
+import { tokenVerifierOptions } from './tokens/tokenKeys.js';
+import { createTokenVerifier, type VerifyToken } from './tokens/tokenVerifier.js';
 
 /**
  * The stores and clients the handlers use, built from config on first use and kept for the life of
@@ -45,3 +47,6 @@ export const postToConnection = once<PostToConnection>(() =>
     maxSockets: config().FANOUT_CONCURRENCY,
   }),
 );
+
+/** Verifies tokens with the configured keys (the secret from Secrets Manager is cached inside). */
+export const verifyToken = once<VerifyToken>(() => createTokenVerifier(tokenVerifierOptions(tokenConfig())));

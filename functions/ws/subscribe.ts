@@ -3,11 +3,18 @@ import { config } from '../lib/config.js';
 import { wsRoute } from '../lib/middleware/wsReplies.js';
 import { parseAction, parseChannel, subscribeFrame } from '../lib/protocol/protocol.js';
 import { connections, messages, postToConnection, subscriptions } from '../lib/services.js';
+import { connectionClaims } from '../lib/tokens/connectionClaims.js';
+import { requireChannelAccess } from '../lib/tokens/tokenClaims.js';
 
-/** subscribe: `{"action":"subscribe","channel":"room-1","after":42}` → replayed messages, then `subscribed`. */
-export const handler = wsRoute(async ({ connectionId, frame }) => {
+/**
+ * subscribe: `{"action":"subscribe","channel":"room-1","after":42}` → replayed messages, then
+ * `subscribed`; `forbidden` (nothing stored) unless the connection's token covers the channel,
+ * `token_expired` once that token has expired.
+ */
+export const handler = wsRoute(async ({ connectionId, frame, authorizer }) => {
   const channel = parseChannel(frame.channel);
   const request = parseAction(subscribeFrame, frame);
+  requireChannelAccess(connectionClaims(authorizer), 'subscribe', channel);
   return subscribe(
     { connectionId, channel, after: request.after },
     { connections: connections(), subscriptions: subscriptions(), messages: messages(), postToConnection: postToConnection() },

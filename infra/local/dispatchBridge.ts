@@ -3,7 +3,7 @@ import pg from 'pg';
 
 /**
  * Stands in for RDS's aws_lambda extension: LISTENs for the ids that the local variant of
- * cablecar_dispatch NOTIFYs and invokes the fanout function's `live` alias, through the local
+ * cablecar.dispatch NOTIFYs and invokes the fanout function's `live` alias, through the local
  * Lambda endpoint, with each message's dispatch event (the SQL function the AWS variant sends).
  *
  * It never skips. PostgreSQL, not the notifications, says what is left: a notification (or the
@@ -116,7 +116,7 @@ export async function startDispatchBridge(options: DispatchBridgeOptions): Promi
     for (;;) {
       const { rows } = await retrying(`reading ${channel}'s undispatched messages`, () =>
         pool.query<Row>(
-          `SELECT id, seq, cablecar_dispatch_event(id) AS event FROM messages
+          `SELECT id, seq, cablecar.dispatch_event(id) AS event FROM cablecar.messages
             WHERE channel = $1 AND dispatched_at IS NULL ORDER BY seq LIMIT ${BATCH}`,
           [channel],
         ),
@@ -128,7 +128,7 @@ export async function startDispatchBridge(options: DispatchBridgeOptions): Promi
           invokedUnmarked.add(row.id);
         }
         await retrying(`marking ${channel}#${row.seq} dispatched`, () =>
-          pool.query('UPDATE messages SET dispatched_at = clock_timestamp() WHERE id = $1', [row.id]),
+          pool.query('UPDATE cablecar.messages SET dispatched_at = clock_timestamp() WHERE id = $1', [row.id]),
         );
         invokedUnmarked.delete(row.id);
         lastError = undefined;
@@ -165,7 +165,7 @@ export async function startDispatchBridge(options: DispatchBridgeOptions): Promi
       do {
         sweepAgain = false;
         try {
-          const { rows } = await pool.query<{ channel: string }>('SELECT DISTINCT channel FROM messages WHERE dispatched_at IS NULL');
+          const { rows } = await pool.query<{ channel: string }>('SELECT DISTINCT channel FROM cablecar.messages WHERE dispatched_at IS NULL');
           rows.forEach((row) => kick(row.channel));
           if (workers.size === 0) lastError = undefined;
         } catch (error) {

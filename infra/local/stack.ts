@@ -3,11 +3,13 @@ import { rm } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import pg from 'pg';
 import { acquireDataDirLock, assertPortsFree, type PortClaim } from './preflight.js';
 import { retentionSettings, type RetentionSettings } from '../../functions/lib/config.js';
 import { createPool } from '../../functions/lib/stores/database.js';
 import { messageStore } from '../../functions/lib/stores/messageStore.js';
 import { migrate } from '../migrate.js';
+import { loadOrCreateJwtSecret, mintDevToken, type DevTokenClaims } from './devTokens.js';
 import { startDispatchBridge, type DispatchBridge } from './dispatchBridge.js';
 import { startEmbeddedDynamodb } from './embeddedDynamodb.js';
 import { startEmbeddedPostgres } from './embeddedPostgres.js';
@@ -29,6 +31,8 @@ export interface LocalStackOptions {
   /** The variable that sets each port, named when one is taken (e.g. CABLECAR_HTTP_PORT). */
   portVariables?: Partial<Record<PortOption, string>>;
   stage?: string;
+  /** The HS256 token secret; default CABLECAR_JWT_SECRET, else one generated into `dataDir` and kept there. */
+  jwtSecret?: string;
   log?: (source: string, line: string) => void;
   logLevel?: string;
   /** Where the bridge invokes fanout, if not serverless-offline's Lambda port (tests put a faulty proxy there). */
@@ -62,9 +66,19 @@ export interface LocalStack {
   httpUrl: string;
   websocketUrl: string;
   lambdaUrl: string;
+  /** cablecar's own connection (the owner of schema cablecar), as the functions use it. */
   databaseUrl: string;
+  /**
+   * The one an application uses: role `cablecar_app`, a member of `cablecar_publisher` that may
+   * also create its own tables in public, so an app can publish from its transactions and triggers.
+   */
+  appDatabaseUrl: string;
   dynamodbUrl: string;
   tableName: string;
+  /** The HS256 secret the functions verify tokens with. */
+  jwtSecret: string;
+  /** A token signed with that secret: full access (`*`) for an hour unless `claims` say otherwise. */
+  mintToken(claims?: DevTokenClaims): Promise<string>;
   /** Waits until the bridge has dispatched everything it was told about. */
   dispatchIdle(): Promise<void>;
   /** Stops / starts PostgreSQL alone, to exercise what happens while it is down. */
@@ -143,6 +157,28 @@ function stopProcessGroup(child: ChildProcess, timeoutMs = 5000): Promise<void> 
   });
 }
 
+const APP_ROLE = 'cablecar_app';
+
+/**
+ * The local stand-in for an application's own database user: it may publish (cablecar_publisher)
+ * and keep its own tables in public, nothing more. Local only: a fixed password, 127.0.0.1.
+ */
+async function ensureAppRole(databaseUrl: string): Promise<string> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_ROLE]);
+    if (!rowCount) await client.query(`CREATE ROLE ${APP_ROLE} LOGIN PASSWORD '${APP_ROLE}' IN ROLE cablecar_publisher`);
+    await client.query(`GRANT CREATE, USAGE ON SCHEMA public TO ${APP_ROLE}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(databaseUrl);
+  url.username = APP_ROLE;
+  url.password = APP_ROLE;
+  return url.toString();
+}
+
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const { dataDir, stage = 'local', log = () => {}, logLevel = 'INFO' } = options;
   const cleanup: Array<() => Promise<void>> = [];
@@ -179,6 +215,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     await assertPortsFree(claims);
 
+    const jwtSecret = options.jwtSecret ?? (await loadOrCreateJwtSecret(dataDir));
     let postgresRestarts = 0;
     let restartingPostgres = false;
     const postgres = await startEmbeddedPostgres({
@@ -211,6 +248,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     cleanup.push(() => postgres.stop());
     const databaseUrl = await postgres.ensureDatabase('cablecar');
     await migrate(databaseUrl, { kind: 'local' }, (line) => log('migrate', line));
+    const appDatabaseUrl = await ensureAppRole(databaseUrl);
 
     const tableName = `cablecar-${stage}`;
     const dynamodb = await startEmbeddedDynamodb({ port: options.dynamodbPort, tableName });
@@ -259,6 +297,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
             DYNAMODB_ENDPOINT: dynamodbUrl,
             WEBSOCKET_API_ENDPOINT: `http://127.0.0.1:${options.websocketPort}`,
             CABLECAR_ESBUILD_FOLDER: esbuildFolder,
+            // Tokens are verified with this secret here; JWT_SECRET_ARN set empty keeps serverless.yml
+            // from resolving the stack's Secrets Manager secret (README, "Who may do what").
+            CABLECAR_JWT_SECRET: jwtSecret,
+            JWT_SECRET_ARN: '',
             LOG_LEVEL: logLevel,
             POWERTOOLS_LOG_LEVEL: logLevel,
             POWERTOOLS_METRICS_DISABLED: 'true', // nobody reads CloudWatch's log format here
@@ -398,9 +440,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       websocketUrl,
       lambdaUrl,
       databaseUrl,
+      appDatabaseUrl,
       dynamodbUrl,
       tableName,
       healthUrl,
+      jwtSecret,
+      mintToken: (claims) => mintDevToken(jwtSecret, claims),
       dispatchIdle: () => bridge.idle(),
       stopDatabase: () => postgres.stop(),
       startDatabase: () => postgres.start(),

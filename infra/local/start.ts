@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { localDataDir } from './devTokens.js';
 import { StackPreflightError } from './preflight.js';
 import { startLocalStack, type PortOption } from './stack.js';
 import { stopOnSignals } from './stopSignals.js';
@@ -33,7 +34,7 @@ const port = (key: PortOption) => {
 };
 
 const options = {
-  dataDir: resolve(env.CABLECAR_DATA_DIR ?? '.cablecar'),
+  dataDir: resolve(localDataDir()),
   httpPort: port('httpPort'),
   websocketPort: port('websocketPort'),
   lambdaPort: port('lambdaPort'),
@@ -72,6 +73,8 @@ const stack = await starting.catch((error: Error) => {
   else console.error(`cablecar: could not start: ${error.message}`);
   process.exit(1);
 });
+// Ready to paste: every channel, for a day. `npm run token` makes narrower ones.
+const token = await stack.mintToken({ sub: 'dev', subscribe: ['*'], publish: ['*'], ttlSeconds: 24 * 3600 });
 
 console.log(`
 cablecar is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
@@ -79,15 +82,20 @@ cablecar is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
   HTTP API     ${stack.httpUrl}   POST/GET /channels/{channel}/messages
   WebSocket    ${stack.websocketUrl}
   Lambda       ${stack.lambdaUrl}   (the dispatch bridge invokes fanout here)
-  PostgreSQL   ${stack.databaseUrl}
+  PostgreSQL   ${stack.appDatabaseUrl}   your app's database: publish with cablecar.publish() / cablecar.broadcast_changes()
+               (cablecar's own role, for migrations and inspection: ${stack.databaseUrl})
   DynamoDB     ${stack.dynamodbUrl}   table ${stack.tableName}
   Health       ${stack.healthUrl}   (which parts are up)
 
-Try it — in one terminal (a WebSocket client subscribed to room-1):
+Every request carries a token (README, "Who may do what"). This one allows every channel for 24 h;
+narrower ones: npm run token -- --sub alice --subscribe 'room-*' --publish 'room-*'
+  export TOKEN=${token}
+
+Try it — in one terminal (a WebSocket client subscribed to room-1; it mints its own token):
   npm run listen -- room-1
 
 and in another:
-  curl -s -X POST ${stack.httpUrl}/channels/room-1/messages -H 'content-type: application/json' -d '{"data":{"text":"hello"}}'
-  curl -s '${stack.httpUrl}/channels/room-1/messages?after=0'
+  curl -s -X POST ${stack.httpUrl}/channels/room-1/messages -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"data":{"text":"hello"}}'
+  curl -s '${stack.httpUrl}/channels/room-1/messages?after=0' -H "Authorization: Bearer $TOKEN"
 
 Ctrl-C stops everything; a part that fails is restarted, or the stack stops and says why.`);

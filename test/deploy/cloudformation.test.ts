@@ -39,7 +39,7 @@ async function packageStage(packageDir: string): Promise<void> {
     AWS_SHARED_CREDENTIALS_FILE: join(packageDir, 'no-credentials'),
     AWS_CONFIG_FILE: join(packageDir, 'no-config'),
   };
-  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'WEBSOCKET_API_ENDPOINT']) delete env[name];
+  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'WEBSOCKET_API_ENDPOINT', 'JWT_SECRET_ARN', 'CABLECAR_JWT_SECRET']) delete env[name];
   const cli = join(ROOT, 'node_modules', 'serverless', 'bin', 'serverless.js');
   const child = spawn(process.execPath, [cli, 'package', '--stage', STAGE, '--package', packageDir], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -75,7 +75,10 @@ function statements(): Array<{ owner: string; statement: Json }> {
   const visit = (owner: string, value: Json) => {
     if (Array.isArray(value)) value.forEach((item) => visit(owner, item));
     else if (value !== null && typeof value === 'object') {
-      if (Array.isArray(value.Statement)) for (const statement of value.Statement) found.push({ owner, statement });
+      // A statement under Fn::If counts as granted (either branch may hold); AWS::NoValue grants nothing.
+      const unwrap = (statement: Json): Json[] =>
+        statement?.['Fn::If'] ? statement['Fn::If'].slice(1).flatMap(unwrap) : statement?.Ref === 'AWS::NoValue' ? [] : [statement];
+      if (Array.isArray(value.Statement)) for (const statement of value.Statement.flatMap(unwrap)) found.push({ owner, statement });
       Object.values(value).forEach((item) => visit(owner, item));
     }
   };
@@ -111,7 +114,7 @@ afterAll(async () => {
 });
 
 describe('functions behind the live alias', () => {
-  it('has exactly the functions of the release command (FUNCTION_KEYS)', () => {
+  it('has exactly the functions of cablecar (the release command\'s FUNCTION_KEYS)', () => {
     const names = ofType('AWS::Lambda::Function').map(([, fn]) => String(fn.Properties.FunctionName).replace(`cablecar-${STAGE}-`, ''));
     expect(names.sort()).toEqual([...FUNCTIONS].sort());
   });
@@ -142,8 +145,8 @@ describe('functions behind the live alias', () => {
 
   it('grants every invoke permission on an alias only, to its own API or schedule', () => {
     const permissions = ofType('AWS::Lambda::Permission');
-    // seven API routes, two schedules (sweep, retention)
-    expect(permissions).toHaveLength(9);
+    // seven routes, the $connect authorizer, and two schedules (sweep, retention)
+    expect(permissions).toHaveLength(10);
     const rules = new Set(ofType('AWS::Events::Rule').map(([id]) => id));
     for (const [id, permission] of permissions) {
       const target = permission.Properties.FunctionName?.Ref;
@@ -212,7 +215,8 @@ describe('releases', () => {
     // Every function that serves clients; the scheduled ones (sweep, retention) just run again.
     const serving = FUNCTIONS.filter((name) => !['sweep', 'retention'].includes(name));
     expect(watched.map((query: Json) => query.MetricStat.Metric.MetricName)).toEqual(serving.map(() => 'Throttles'));
-    expect(watched.map((query: Json) => dimensions(query.MetricStat.Metric).ExecutedVersion)).toEqual(serving.map(newVersion));
+    const byId = (versions: Json[]) => versions.map((version) => version['Fn::GetAtt'][0]).sort();
+    expect(byId(watched.map((query: Json) => dimensions(query.MetricStat.Metric).ExecutedVersion))).toEqual(byId(serving.map(newVersion)));
     expect(throttles.Metrics.filter((query: Json) => query.ReturnData)).toHaveLength(1);
 
     // The alarms must already follow the new version when CodeDeploy starts shifting.
@@ -299,13 +303,14 @@ describe('least privilege', () => {
   });
 
   const expected: Record<string, string[]> = {
+    authorize: ['secretsmanager:GetSecretValue'],
     connect: ['dynamodb:PutItem'],
     disconnect: ['dynamodb:DeleteItem', 'dynamodb:Query'],
     subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'execute-api:ManageConnections'],
     unsubscribe: ['dynamodb:DeleteItem'],
     default: [],
-    publish: [],
-    history: [],
+    publish: ['secretsmanager:GetSecretValue'],
+    history: ['secretsmanager:GetSecretValue'],
     fanout: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query', 'execute-api:ManageConnections', 'sqs:SendMessage'],
     sweep: ['dynamodb:BatchGetItem', 'lambda:InvokeFunction'],
     retention: [],
@@ -330,11 +335,67 @@ describe('least privilege', () => {
       const service = String(list(statement.Action)[0]).split(':')[0]!;
       const owned: Record<string, string> = {
         dynamodb: 'ConnectionsTable',
+        secretsmanager: 'JwtSecret',
         'execute-api': 'WebsocketsApi',
         sqs: 'FanoutFailuresQueue',
         lambda: liveFunction('fanout').aliases[0]![0],
       };
       expect(targets).toContain(owned[service]);
+    }
+  });
+});
+
+describe('tokens', () => {
+  const environment = (name: string): Record<string, Json> => resources[liveFunction(name).functionId!]!.Properties.Environment?.Variables ?? {};
+
+  it('puts the authorize function, a REQUEST authorizer reading ?token=, on $connect and on no other route', () => {
+    const routes = ofType('AWS::ApiGatewayV2::Route');
+    const connect = routes.find(([, route]) => route.Properties.RouteKey === '$connect')![1].Properties;
+    expect(connect.AuthorizationType).toBe('CUSTOM');
+    const authorizer = resources[connect.AuthorizerId.Ref]!;
+    expect(authorizer.Type).toBe('AWS::ApiGatewayV2::Authorizer');
+    expect(authorizer.Properties).toMatchObject({ AuthorizerType: 'REQUEST', IdentitySource: ['route.request.querystring.token'] });
+    expect(referencedIds(authorizer.Properties.ApiId)).toEqual(new Set(['WebsocketsApi']));
+    // Through the live alias, like every other caller.
+    const [aliasId] = liveFunction('authorize').aliases[0]!;
+    expect([...referencedIds(authorizer.Properties.AuthorizerUri)].filter((ref) => resources[ref])).toEqual([aliasId]);
+    for (const [id, route] of routes.filter(([, r]) => r.Properties.RouteKey !== '$connect')) {
+      expect(route.Properties.AuthorizerId, id).toBeUndefined();
+    }
+  });
+
+  it('runs the authorizer on a runtime that supports callback handlers (it answers "Unauthorized" through the callback)', () => {
+    const runtime = String(resources[liveFunction('authorize').functionId!]!.Properties.Runtime);
+    expect(Number(/^nodejs(\d+)\.x$/.exec(runtime)?.[1])).toBeLessThanOrEqual(22);
+  });
+
+  it('makes the HS256 secret in Secrets Manager unless the stage names one, and outputs its ARN', () => {
+    expect(resources.JwtSecret).toMatchObject({
+      Type: 'AWS::SecretsManager::Secret',
+      Condition: 'CreateJwtSecret',
+      Properties: { GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true } },
+    });
+    expect(referencedIds(template.Outputs.JwtSecretArn!.Value)).toEqual(new Set(['JwtSecret']));
+  });
+
+  it('gives the token settings to the functions that verify tokens only, and never a secret value', () => {
+    const verifying = ['authorize', 'publish', 'history'];
+    for (const name of FUNCTIONS) {
+      const variables = environment(name);
+      const tokenSettings = Object.keys(variables).filter((key) => /^(JWT_|JWKS_)/.test(key)).sort();
+      expect(tokenSettings, name).toEqual(verifying.includes(name) ? ['JWKS_URL', 'JWT_AUDIENCE', 'JWT_ISSUER', 'JWT_SECRET_ARN'] : []);
+      expect(variables.CABLECAR_JWT_SECRET, name).toBeUndefined();
+      // The secret's ARN, as a reference to it: the value is read at run time.
+      if (verifying.includes(name)) expect(referencedIds(variables.JWT_SECRET_ARN)).toEqual(new Set(['JwtSecret']));
+    }
+  });
+
+  it('lets only the roles of authorize, publish and history read the token secret, and no other secret', () => {
+    const reads = statements().filter(({ statement }) => list(statement.Action).some((action: string) => action.startsWith('secretsmanager:')));
+    expect(reads.map(({ owner }) => owner).sort()).toEqual(['AuthorizeRole', 'HistoryRole', 'PublishRole']);
+    for (const { owner, statement } of reads) {
+      expect(list(statement.Action), owner).toEqual(['secretsmanager:GetSecretValue']);
+      expect(list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]), owner).toEqual(['JwtSecret']);
     }
   });
 });

@@ -34,8 +34,12 @@ describe('on the socket', () => {
 });
 
 describe('over HTTP', () => {
-  const post = (channel: string, body: string, contentType = 'application/json') =>
-    fetch(`${running.stack.httpUrl}/channels/${channel}/messages`, { method: 'POST', headers: { 'content-type': contentType }, body });
+  const post = async (channel: string, body: string, contentType = 'application/json') =>
+    fetch(`${running.stack.httpUrl}/channels/${channel}/messages`, {
+      method: 'POST',
+      headers: { 'content-type': contentType, authorization: `Bearer ${await running.stack.mintToken()}` },
+      body,
+    });
 
   it.each([
     ['a body that is not JSON', 'valid-channel', '{"data": ', 400, 'invalid_body'],

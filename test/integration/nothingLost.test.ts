@@ -176,7 +176,7 @@ describe('nothing acknowledged is lost (faults injected)', () => {
 
     for (const [index, channel] of CHANNELS.entries()) await expectEverySeq(groups[index]!, channel, acknowledged[index]!);
     await stack.dispatchIdle();
-    const { rows } = await admin.query<{ count: string }>('SELECT count(*) FROM messages WHERE dispatched_at IS NULL');
+    const { rows } = await admin.query<{ count: string }>('SELECT count(*) FROM cablecar.messages WHERE dispatched_at IS NULL');
     expect(Number(rows[0]!.count)).toBe(0);
     // The faults did happen.
     expect(rounds).toBeGreaterThan(5);
@@ -193,15 +193,10 @@ describe('nothing acknowledged is lost (faults injected)', () => {
     await Promise.all(group.map((client) => client.waitUntil((f) => f.filter((x) => x.type === 'message').length >= 5, 'the first 5')));
 
     process.kill(stack.pids().offline!, 'SIGKILL');
-    // Published straight into PostgreSQL while the HTTP API is down: acknowledged by the commit.
+    // Published from SQL (cablecar.publish) while the HTTP API is down: acknowledged by the commit.
     const during: number[] = [];
     for (let i = 0; i < 5; i++) {
-      const { rows } = await admin.query<{ seq: string }>(
-        `WITH c AS (INSERT INTO channels (name, last_seq) VALUES ($1, 1)
-                    ON CONFLICT (name) DO UPDATE SET last_seq = channels.last_seq + 1 RETURNING last_seq)
-         INSERT INTO messages (channel, seq, data) SELECT $1, last_seq, $2::json FROM c RETURNING seq`,
-        [channel, JSON.stringify({ phase: 'during', i })],
-      );
+      const { rows } = await admin.query<{ seq: string }>('SELECT seq FROM cablecar.publish($1, $2::json)', [channel, JSON.stringify({ phase: 'during', i })]);
       during.push(Number(rows[0]!.seq));
     }
     const deadline = Date.now() + 120_000;

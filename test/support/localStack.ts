@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { freeStackPorts, startLocalStack, type LocalStack, type LocalStackOptions } from '../../infra/local/stack.js';
-import { SocketClient } from './socketClient.js';
+import { registerDefaultToken, SocketClient, unregisterDefaultToken } from './socketClient.js';
 
 /**
  * The real local stack on free ports and a throw-away data folder, for one integration test file.
@@ -28,10 +28,12 @@ export async function startTestStack(options: Partial<LocalStackOptions> = {}): 
         if (echo) console.log(`[${source}] ${line}`);
       },
     });
+    registerDefaultToken(stack.websocketUrl, () => stack.mintToken());
     return {
       ...stack,
       logLines,
       async stop() {
+        unregisterDefaultToken(stack.websocketUrl);
         await stack.stop();
         await rm(dataDir, { recursive: true, force: true });
       },
@@ -62,16 +64,34 @@ export function stackAndClientForThisFile(): { stack: TestStack; client: SocketC
   return running;
 }
 
-export async function publish(stack: LocalStack, channel: string, data: unknown, headers: Record<string, string> = {}) {
+/** Which token a request carries: a given one, none (null), or by default a full-access token of the stack. */
+export interface TokenChoice {
+  token?: string | null;
+}
+
+async function authorizationHeader(stack: LocalStack, { token }: TokenChoice): Promise<Record<string, string>> {
+  const chosen = token === undefined ? await stack.mintToken() : token;
+  return chosen === null ? {} : { authorization: `Bearer ${chosen}` };
+}
+
+export async function publish(
+  stack: LocalStack,
+  channel: string,
+  data: unknown,
+  headers: Record<string, string> = {},
+  tokenChoice: TokenChoice = {},
+) {
   const response = await fetch(`${stack.httpUrl}/channels/${encodeURIComponent(channel)}/messages`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...(await authorizationHeader(stack, tokenChoice)), ...headers },
     body: JSON.stringify({ data }),
   });
   return { status: response.status, headers: response.headers, body: (await response.json()) as any };
 }
 
-export async function history(stack: LocalStack, channel: string, query = '') {
-  const response = await fetch(`${stack.httpUrl}/channels/${encodeURIComponent(channel)}/messages${query}`);
-  return { status: response.status, body: (await response.json()) as any };
+export async function history(stack: LocalStack, channel: string, query = '', tokenChoice: TokenChoice = {}) {
+  const response = await fetch(`${stack.httpUrl}/channels/${encodeURIComponent(channel)}/messages${query}`, {
+    headers: await authorizationHeader(stack, tokenChoice),
+  });
+  return { status: response.status, headers: response.headers, body: (await response.json()) as any };
 }

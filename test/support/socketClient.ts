@@ -1,5 +1,27 @@
 import WebSocket from 'ws';
 
+/**
+ * Where SocketClient.connect gets a token when the test gives none: each test stack registers a
+ * full-access token for its WebSocket URL (test/support/localStack.ts), so that tests that are not
+ * about authorization need not think about it.
+ */
+const defaultTokens = new Map<string, () => Promise<string>>();
+
+export function registerDefaultToken(websocketUrl: string, mint: () => Promise<string>): void {
+  defaultTokens.set(websocketUrl, mint);
+}
+
+export function unregisterDefaultToken(websocketUrl: string): void {
+  defaultTokens.delete(websocketUrl);
+}
+
+/** What refused a connect: the status of the upgrade response (401, 403, 500 …). */
+export class ConnectRefused extends Error {
+  constructor(readonly status: number) {
+    super(`the server refused the WebSocket upgrade with ${status}`);
+  }
+}
+
 export interface Frame {
   type: string;
   [key: string]: any;
@@ -20,10 +42,21 @@ export class SocketClient {
     });
   }
 
-  static async connect(url: string): Promise<SocketClient> {
-    const socket = new WebSocket(url);
+  /**
+   * Opens a socket to `url` with `?token=`: `token` when given, none when it is null, else the
+   * stack's default full-access token. A refused upgrade rejects with ConnectRefused (its status).
+   */
+  static async connect(url: string, { token }: { token?: string | null } = {}): Promise<SocketClient> {
+    const chosen = token === undefined ? await defaultTokens.get(url)?.() : token;
+    const target = new URL(url);
+    if (chosen !== null && chosen !== undefined) target.searchParams.set('token', chosen);
+    const socket = new WebSocket(target);
     await new Promise<void>((resolve, reject) => {
       socket.once('open', resolve);
+      socket.once('unexpected-response', (_request, response) => {
+        response.resume();
+        reject(new ConnectRefused(response.statusCode ?? 0));
+      });
       socket.once('error', reject);
     });
     return new SocketClient(socket);

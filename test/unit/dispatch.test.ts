@@ -1,41 +1,19 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../functions/lib/stores/database.js';
 import { parseDispatchEvent } from '../../functions/lib/protocol/dispatchEvent.js';
 import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
 import { migrate, renderDispatchSql, type DispatchVariant } from '../../infra/migrate.js';
-import { startPostgres, type TestPostgres } from '../support/databases.js';
+import { postgresForThisFile } from '../support/databases.js';
 
 /**
- * The commit-time dispatch of a stored message, in both variants of cablecar_dispatch, on a real
+ * The commit-time dispatch of a stored message, in both variants of cablecar.dispatch, on a real
  * PostgreSQL: the local one (pg_notify of the id) and the AWS one (aws_lambda.invoke), the latter
  * with the aws_lambda extension stood in for by a recording function.
  */
-let postgres: TestPostgres;
-const pools: pg.Pool[] = [];
-const clients: pg.Client[] = [];
+const running = postgresForThisFile();
+const connect = running.connect;
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-});
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.end().catch(() => {})));
-  await Promise.all(pools.map((p) => p.end()));
-  await postgres?.stop();
-});
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  clients.push(client);
-  return client;
-}
-
-function storeFor(url: string): MessageStore {
-  const pool = createPool({ connectionString: url });
-  pools.push(pool);
-  return messageStore(pool);
-}
+const storeFor = (url: string): MessageStore => messageStore(running.pool(url));
 
 async function waitFor<T>(what: string, read: () => T | undefined, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -50,25 +28,25 @@ async function waitFor<T>(what: string, read: () => T | undefined, timeoutMs = 5
 /** Inserts a message by hand inside an open transaction, as messageStore does, and returns its id. */
 async function insertInTransaction(client: pg.Client, channel: string, data: unknown): Promise<string> {
   await client.query(
-    'INSERT INTO channels (name, last_seq) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET last_seq = channels.last_seq + 1',
+    'INSERT INTO cablecar.channels (name, last_seq) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET last_seq = channels.last_seq + 1',
     [channel],
   );
   const { rows } = await client.query<{ id: string }>(
-    'INSERT INTO messages (channel, seq, data) SELECT $1, last_seq, $2::json FROM channels WHERE name = $1 RETURNING id',
+    'INSERT INTO cablecar.messages (channel, seq, data) SELECT $1, last_seq, $2::json FROM cablecar.channels WHERE name = $1 RETURNING id',
     [channel, JSON.stringify(data)],
   );
   return rows[0]!.id;
 }
 
-describe('local dispatch variant: pg_notify on cablecar_dispatch', () => {
+describe('local dispatch variant: cablecar.dispatch NOTIFYs on cablecar_dispatch', () => {
   let store: MessageStore;
   let listener: pg.Client;
   const notified: Array<{ channel: string; payload: string | undefined }> = [];
 
   beforeAll(async () => {
-    await migrate(postgres.url, { kind: 'local' });
-    store = storeFor(postgres.url);
-    listener = await connect(postgres.url);
+    await migrate(running.postgres.url, { kind: 'local' });
+    store = storeFor(running.postgres.url);
+    listener = await connect(running.postgres.url);
     listener.on('notification', (n) => notified.push({ channel: n.channel, payload: n.payload }));
     await listener.query('LISTEN cablecar_dispatch');
   });
@@ -85,7 +63,7 @@ describe('local dispatch variant: pg_notify on cablecar_dispatch', () => {
   });
 
   it('notifies at commit and not for an insert that is rolled back', async () => {
-    const writer = await connect(postgres.url);
+    const writer = await connect(running.postgres.url);
     await writer.query('BEGIN');
     const rolledBack = await insertInTransaction(writer, 'notify-tx', { fate: 'rolled back' });
     await writer.query('ROLLBACK');
@@ -99,7 +77,7 @@ describe('local dispatch variant: pg_notify on cablecar_dispatch', () => {
     await waitFor('the committed message', () => (notified.some((n) => n.payload === committed) ? true : undefined));
     // Notifications arrive in commit order, so had the rolled-back one been sent it would be here by now.
     expect(notified.some((n) => n.payload === rolledBack)).toBe(false);
-    const { rows } = await writer.query('SELECT count(*)::int AS n FROM messages WHERE id = $1', [rolledBack]);
+    const { rows } = await writer.query('SELECT count(*)::int AS n FROM cablecar.messages WHERE id = $1', [rolledBack]);
     expect(rows[0].n).toBe(0);
   });
 
@@ -177,7 +155,7 @@ describe('AWS dispatch variant, with the aws_lambda extension stood in for by a 
       .rows;
 
   beforeAll(async () => {
-    url = await postgres.createDatabase('cablecar_aws');
+    url = await running.postgres.createDatabase('cablecar_aws');
     db = await connect(url);
     await db.query(AWS_LAMBDA_STAND_IN);
     store = storeFor(url);
@@ -193,12 +171,13 @@ describe('AWS dispatch variant, with the aws_lambda extension stood in for by a 
 
   it('needs the real extension: migrate with the AWS variant fails here, where aws_lambda is not available', async () => {
     await expect(migrate(url, variant)).rejects.toThrow(/aws_lambda/);
-    // The migrations themselves were applied; only the dispatch variant could not be installed.
-    const { rows } = await db.query<{ name: string }>('SELECT name FROM cablecar_migrations');
-    expect(rows.map((r) => r.name)).toEqual(['001_messages.sql', '010_retention.sql']);
+    // One transaction: nothing was applied, so no database is left with a dispatch that refuses publishes.
+    const { rows } = await db.query(`SELECT to_regnamespace('cablecar') AS schema`);
+    expect(rows).toEqual([{ schema: null }]);
   });
 
   it('invokes the fanout function (live alias, async Event, its region) with the whole message at commit, and marks it dispatched', async () => {
+    await migrate(url, { kind: 'local' });
     await db.query(withoutAwsLambdaExtension(await renderDispatchSql(variant)));
 
     const data = { text: 'hello', big: 'y'.repeat(20_000), order: { z: 1, a: 2 } };
@@ -217,7 +196,7 @@ describe('AWS dispatch variant, with the aws_lambda extension stood in for by a 
     });
 
     const { rows } = await db.query<{ event: unknown; dispatched_at: Date | null; published_at: Date }>(
-      'SELECT cablecar_dispatch_event(id) AS event, dispatched_at, published_at FROM messages WHERE id = $1',
+      'SELECT cablecar.dispatch_event(id) AS event, dispatched_at, published_at FROM cablecar.messages WHERE id = $1',
       [published.id],
     );
     expect(call!.payload).toEqual(rows[0]!.event);
@@ -258,7 +237,7 @@ describe('AWS dispatch variant, with the aws_lambda extension stood in for by a 
     const before = (await recorded()).length;
     await store.publish('aws-room', '{"after":"switch"}');
     expect(await recorded()).toHaveLength(before);
-    const { rows } = await db.query<{ def: string }>(`SELECT pg_get_functiondef('cablecar_dispatch(uuid)'::regprocedure) AS def`);
+    const { rows } = await db.query<{ def: string }>(`SELECT pg_get_functiondef('cablecar.dispatch(uuid)'::regprocedure) AS def`);
     expect(rows[0]!.def).toContain('pg_notify');
   });
 });

@@ -45,9 +45,9 @@ describe('the sweep (AWS)', () => {
     const published = [];
     for (let i = 0; i < 5; i++) published.push(await store.publish('sweep-a', JSON.stringify({ i })));
     const tooNew = await store.publish('sweep-a', '"too new"');
-    await pool.query(`UPDATE messages SET published_at = now() - interval '20 minutes' WHERE id <> $1`, [tooNew.id]);
+    await pool.query(`UPDATE cablecar.messages SET published_at = now() - interval '20 minutes' WHERE id <> $1`, [tooNew.id]);
     const tooOld = await store.publish('sweep-old', '"too old"');
-    await pool.query(`UPDATE messages SET published_at = now() - interval '2 days' WHERE id = $1`, [tooOld.id]);
+    await pool.query(`UPDATE cablecar.messages SET published_at = now() - interval '2 days' WHERE id = $1`, [tooOld.id]);
     // Fan-out completed for seqs 1, 3 and 5.
     for (const message of [published[0]!, published[2]!, published[4]!]) await records.recordCompleted(message);
 
@@ -71,7 +71,7 @@ describe('the sweep (AWS)', () => {
 
   it('counts a re-dispatch that fails, and leaves it for the next run', async () => {
     const message = await store.publish('sweep-fail', '1');
-    await pool.query(`UPDATE messages SET published_at = now() - interval '20 minutes' WHERE id = $1`, [message.id]);
+    await pool.query(`UPDATE cablecar.messages SET published_at = now() - interval '20 minutes' WHERE id = $1`, [message.id]);
     const result = await sweepUnfinishedDispatches(
       {
         messages: { publishedBetween: (o) => store.publishedBetween(o).then((rows) => rows.filter((r) => r.id === message.id)) },

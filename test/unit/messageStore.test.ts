@@ -34,26 +34,28 @@ afterAll(async () => {
 });
 
 const seqs = (page: { messages: Array<{ seq: number }> }) => page.messages.map((m) => m.seq);
+/** Every file of infra/sql/migrations, in order. */
+const MIGRATIONS = ['001_messages.sql', '002_cablecar_schema.sql', '003_sql_publish.sql', '010_retention.sql'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 describe('migrate', () => {
   it('applies every migration once: a second run applies nothing', async () => {
-    expect(firstMigration).toEqual(['001_messages.sql', '010_retention.sql']);
+    expect(firstMigration).toEqual(MIGRATIONS);
     expect(await migrate(postgres.url, { kind: 'local' })).toEqual([]);
-    const { rows } = await pool.query<{ name: string }>('SELECT name FROM cablecar_migrations ORDER BY name');
-    expect(rows.map((r) => r.name)).toEqual(['001_messages.sql', '010_retention.sql']);
+    const { rows } = await pool.query<{ name: string }>('SELECT name FROM cablecar.migrations ORDER BY name');
+    expect(rows.map((r) => r.name)).toEqual(MIGRATIONS);
   });
 
   it('serialises concurrent runners on a fresh database: one applies, the others find it done', async () => {
     const url = await postgres.createDatabase('migrate_concurrently');
     const results = await Promise.all([1, 2, 3].map(() => migrate(url, { kind: 'local' })));
-    expect(results.flat()).toEqual(['001_messages.sql', '010_retention.sql']);
+    expect(results.flat()).toEqual(MIGRATIONS);
     expect(results.filter((r) => r.length === 0)).toHaveLength(2);
   });
 
   it('installs the local dispatch variant (pg_notify), replacing the placeholder that raises', async () => {
     const { rows } = await pool.query<{ def: string }>(
-      `SELECT pg_get_functiondef('cablecar_dispatch(uuid)'::regprocedure) AS def`,
+      `SELECT pg_get_functiondef('cablecar.dispatch(uuid)'::regprocedure) AS def`,
     );
     expect(rows[0]!.def).toContain("pg_notify('cablecar_dispatch', message_id::text)");
     expect(rows[0]!.def).not.toContain('RAISE EXCEPTION');
@@ -62,7 +64,7 @@ describe('migrate', () => {
 
   it('leaves the dispatch trigger deferred to commit', async () => {
     const { rows } = await pool.query<{ tgdeferrable: boolean; tginitdeferred: boolean }>(
-      `SELECT tgdeferrable, tginitdeferred FROM pg_trigger WHERE tgname = 'messages_dispatch' AND tgrelid = 'messages'::regclass`,
+      `SELECT tgdeferrable, tginitdeferred FROM pg_trigger WHERE tgname = 'messages_dispatch' AND tgrelid = 'cablecar.messages'::regclass`,
     );
     expect(rows).toEqual([{ tgdeferrable: true, tginitdeferred: true }]);
   });
@@ -108,8 +110,12 @@ describe('publish', () => {
   it('stores a message once per idempotency key and answers a repeat with the first id and seq', async () => {
     const first = await store.publish('idem', '{"n":1}', 'key-1');
     expect(first).toEqual({ id: expect.stringMatching(UUID), channel: 'idem', seq: 1, duplicate: false });
-    const again = await store.publish('idem', '{"n":"different data, same key"}', 'key-1');
+    const again = await store.publish('idem', '{ "n" : 1 }', 'key-1'); // the same JSON value, spaced differently
     expect(again).toEqual({ ...first, duplicate: true });
+    const reused = await store.publish('idem', '{"n":"different data, same key"}', 'key-1').catch((e: unknown) => e);
+    expect(reused).toBeInstanceOf(CablecarError);
+    expect(reused).toMatchObject({ code: 'idempotency_key_reused', httpStatus: 422, retryable: false });
+    expect((reused as Error).message).toMatch(/idempotency key "key-1" was already used on channel "idem" with different data/);
 
     // The repeat took no seq; another key and no key are new messages.
     expect(await store.publish('idem', '{"n":2}', 'key-2')).toMatchObject({ seq: 2, duplicate: false });
@@ -123,21 +129,48 @@ describe('publish', () => {
     expect(elsewhere.id).not.toBe(first.id);
   });
 
-  it('stores a message once when 20 publishes with one idempotency key race', async () => {
+  it('stores a message once when 20 publishes with one idempotency key race, and says exactly which one stored it', async () => {
     await store.publish('idem-race', '{"before":true}');
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => store.publish('idem-race', JSON.stringify({ i }), 'same-key')),
+      Array.from({ length: 20 }, () => store.publish('idem-race', '{"same":"data"}', 'same-key')),
     );
     const ids = new Set(results.map((r) => r.id));
     expect(ids.size).toBe(1);
     expect(results.every((r) => r.seq === 2)).toBe(true);
     expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
 
-    const { rows } = await pool.query('SELECT seq FROM messages WHERE channel = $1', ['idem-race']);
+    const { rows } = await pool.query('SELECT seq FROM cablecar.messages WHERE channel = $1', ['idem-race']);
     expect(rows.map((r) => Number(r.seq)).sort()).toEqual([1, 2]);
-    // The losers' inserts were rolled back with their seq: the next message is 3.
+    // The losers took no seq: the next message is 3.
     expect(await store.lastSeq('idem-race')).toBe(2);
     expect((await store.publish('idem-race', '{"after":true}')).seq).toBe(3);
+  });
+
+  it('when 10 publishes with one key but different data race, one is stored and the others are refused (422)', async () => {
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => store.publish('idem-race-different', JSON.stringify({ i }), 'one-key')),
+    );
+    const stored = results.filter((r) => r.status === 'fulfilled');
+    expect(stored).toHaveLength(1);
+    expect(stored[0]!.value).toMatchObject({ seq: 1, duplicate: false });
+    for (const refused of results.filter((r) => r.status === 'rejected')) {
+      expect(refused.reason).toMatchObject({ code: 'idempotency_key_reused', httpStatus: 422 });
+    }
+    expect(await store.lastSeq('idem-race-different')).toBe(1);
+  });
+});
+
+describe('refusals of cablecar.publish, as the HTTP API reports them', () => {
+  it.each([
+    ['an invalid channel name', 'no spaces', '{}', undefined, { code: 'invalid_channel', httpStatus: 400 }, /invalid channel name "no spaces"/],
+    ['a frame over 128 KB', 'big', JSON.stringify('x'.repeat(131_072)), undefined, { code: 'payload_too_large', httpStatus: 413 }, /limited to 131072 bytes/],
+    ['an idempotency key over 200 characters', 'keyed', '{}', 'k'.repeat(201), { code: 'invalid_body', httpStatus: 400 }, /1-200 characters/],
+  ])('%s is a CablecarError with its code and status, and stores nothing', async (_, channel, dataJson, key, expected, message) => {
+    const error = await store.publish(channel, dataJson, key).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CablecarError);
+    expect(error).toMatchObject({ ...expected, retryable: false });
+    expect((error as Error).message).toMatch(message);
+    expect(await store.lastSeq(channel)).toBe(0);
   });
 });
 
@@ -204,7 +237,13 @@ describe('when the database cannot be reached', () => {
   it.each(['127.0.0.1', 'localhost'])('publish, history and lastSeq throw unavailable (503, retryable) for a closed port on %s', async (host) => {
     const closedPort = await freePort();
     const down = messageStore(newPool(`postgres://cablecar:cablecar@${host}:${closedPort}/cablecar`, { connectTimeoutMs: 1000 }));
-    for (const attempt of [() => down.publish('down', '{"n":1}'), () => down.history('down', 0, 10), () => down.lastSeq('down')]) {
+    const attempts = [
+      () => down.publish('down', '{"n":1}'),
+      () => down.publish('down', '{"n":1}', 'with-a-key'), // a transaction of its own
+      () => down.history('down', 0, 10),
+      () => down.lastSeq('down'),
+    ];
+    for (const attempt of attempts) {
       const error = await attempt().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(CablecarError);
       expect(error).toMatchObject({ code: 'unavailable', httpStatus: 503, retryable: true });
@@ -231,7 +270,7 @@ describe('when the database cannot be reached', () => {
     await blocker.connect();
     try {
       await blocker.query('BEGIN');
-      await blocker.query('SELECT * FROM channels WHERE name = $1 FOR UPDATE', ['killed']);
+      await blocker.query('SELECT * FROM cablecar.channels WHERE name = $1 FOR UPDATE', ['killed']);
       const victimPool = newPool(postgres.url, { max: 1 });
       const pending = messageStore(victimPool).publish('killed', '{"n":"lost"}').catch((e: unknown) => e);
 
@@ -239,7 +278,7 @@ describe('when the database cannot be reached', () => {
       for (let i = 0; i < 100 && pid === undefined; i++) {
         // Asked outside the blocker's transaction: pg_stat_activity is a snapshot per transaction.
         const { rows } = await pool.query<{ pid: number }>(
-          `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO channels%'`,
+          `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cablecar.publish%'`,
         );
         pid = rows[0]?.pid;
         if (pid === undefined) await new Promise((resolve) => setTimeout(resolve, 20));

@@ -93,7 +93,9 @@ describe('the current code reads what version 1 wrote', () => {
 describe('what the current code writes, version 1 can read', () => {
   it('stores connection and subscription items that pass the version-1 reader rules', async () => {
     const connections = connectionStore(dynamo.tableRef, { ttlSeconds: 7800 });
-    const connection = await connections.add('current-conn-1');
+    // As $connect stores it now: with the token holder and its expiry, attributes version 1 ignores.
+    const connection = await connections.add('current-conn-1', { sub: 'alice', tokenExpiresAt: nowSeconds() + 900 });
+    expect(await connections.get('current-conn-1')).toMatchObject({ sub: 'alice', tokenExpiresAt: expect.any(Number) });
     await subscriptionStore(dynamo.tableRef).add('room-current', 'current-conn-1', connection.ttl);
 
     const get = async (pk: string, sk: string) =>
@@ -102,18 +104,19 @@ describe('what the current code writes, version 1 can read', () => {
     const subscriptionItem = await get(channelKey('room-current'), connectionKey('current-conn-1'));
 
     expect(v1Rules.connectionItem.safeParse(connectionItem).error).toBeUndefined();
+    expect(connectionItem).toMatchObject({ v: 1, sub: 'alice' });
     expect(v1Rules.subscriptionItem.safeParse(subscriptionItem).error).toBeUndefined();
     // The rules can fail: an item without its expiry is refused.
     expect(v1Rules.subscriptionItem.safeParse({ ...subscriptionItem, ttl: undefined }).success).toBe(false);
   });
 
-  it('dispatches events (cablecar_dispatch_event) that pass the version-1 reader rules', async () => {
+  it('dispatches events (cablecar.dispatch_event) that pass the version-1 reader rules', async () => {
     const pool = createPool({ connectionString: postgres.url });
     try {
       const published = await messageStore(pool).publish('room-current', JSON.stringify({ b: 1, a: [true, null] }));
       const client = new pg.Client({ connectionString: postgres.url });
       await client.connect();
-      const { rows } = await client.query('SELECT cablecar_dispatch_event($1) AS event', [published.id]);
+      const { rows } = await client.query('SELECT cablecar.dispatch_event($1) AS event', [published.id]);
       await client.end();
       const event = rows[0].event;
       expect(v1Rules.dispatchEvent.safeParse(event).error).toBeUndefined();

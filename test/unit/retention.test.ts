@@ -25,10 +25,10 @@ afterAll(async () => {
 
 async function publishN(channel: string, n: number, { dispatched = true } = {}) {
   for (let i = 1; i <= n; i++) await store.publish(channel, JSON.stringify({ i }));
-  if (dispatched) await pool.query('UPDATE messages SET dispatched_at = now() WHERE channel = $1', [channel]);
+  if (dispatched) await pool.query('UPDATE cablecar.messages SET dispatched_at = now() WHERE channel = $1', [channel]);
 }
 const keptSeqs = async (channel: string) =>
-  (await pool.query<{ seq: string }>('SELECT seq FROM messages WHERE channel = $1 ORDER BY seq', [channel])).rows.map((r) => Number(r.seq));
+  (await pool.query<{ seq: string }>('SELECT seq FROM cablecar.messages WHERE channel = $1 ORDER BY seq', [channel])).rows.map((r) => Number(r.seq));
 
 describe('retention', () => {
   it('keeps the newest maxCount of each channel, and history after pruned seqs says truncated with the oldest seq kept', async () => {
@@ -48,17 +48,17 @@ describe('retention', () => {
 
   it('prunes by age, never an undispatched message nor anything after it, and honours a per-channel override', async () => {
     await publishN('ret-age', 5);
-    await pool.query(`UPDATE messages SET published_at = now() - interval '2 hours' WHERE channel = 'ret-age' AND seq <= 3`);
+    await pool.query(`UPDATE cablecar.messages SET published_at = now() - interval '2 hours' WHERE channel = 'ret-age' AND seq <= 3`);
     expect(await store.prune({ maxAgeSeconds: 3600 })).toBeGreaterThanOrEqual(3);
     expect(await keptSeqs('ret-age')).toEqual([4, 5]);
 
     await publishN('ret-waiting', 5, { dispatched: false });
-    await pool.query(`UPDATE messages SET dispatched_at = now() WHERE channel = 'ret-waiting' AND seq IN (1, 2, 4)`);
+    await pool.query(`UPDATE cablecar.messages SET dispatched_at = now() WHERE channel = 'ret-waiting' AND seq IN (1, 2, 4)`);
     await store.prune({ maxCount: 1 });
     expect(await keptSeqs('ret-waiting')).toEqual([3, 4, 5]);
 
     await publishN('ret-override', 6);
-    await pool.query(`UPDATE channels SET retention_max_count = 2 WHERE name = 'ret-override'`);
+    await pool.query(`UPDATE cablecar.channels SET retention_max_count = 2 WHERE name = 'ret-override'`);
     await store.prune({ maxCount: 100 });
     expect(await keptSeqs('ret-override')).toEqual([5, 6]);
   });

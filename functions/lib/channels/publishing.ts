@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { CablecarError } from '../protocol/errors.js';
 import type { MessageStore, PublishedMessage } from '../stores/messageStore.js';
-import { MAX_OUTBOUND_FRAME_BYTES, outboundFrameBytes } from '../protocol/protocol.js';
 
 const publishBody = z.object({ data: z.json() }).strict();
 const idempotencyKey = z.string().min(1).max(200);
@@ -31,21 +30,13 @@ export function parseIdempotencyKey(value: string | undefined): string | undefin
 }
 
 /**
- * Publishes a message: refuses one whose frame would exceed API Gateway's 128 KB cap (it would close
- * every subscriber's socket), then stores it; the commit-time trigger hands it to fan-out.
+ * Publishes a message through cablecar.publish(), which refuses an invalid channel, a frame over
+ * API Gateway's 128 KB cap (it would close every subscriber's socket) and a reused idempotency key;
+ * the commit-time trigger hands the message to fan-out.
  */
 export async function publish(
   { channel, data, idempotencyKey }: { channel: string; data: unknown; idempotencyKey?: string },
   messages: MessageStore,
 ): Promise<PublishedMessage & { duplicate: boolean }> {
-  const dataJson = JSON.stringify(data);
-  const frameBytes = outboundFrameBytes(channel, dataJson);
-  if (frameBytes > MAX_OUTBOUND_FRAME_BYTES) {
-    throw new CablecarError(
-      'payload_too_large',
-      `the message frame would be ${frameBytes} bytes; WebSocket messages are limited to ${MAX_OUTBOUND_FRAME_BYTES} bytes`,
-      413,
-    );
-  }
-  return messages.publish(channel, dataJson, idempotencyKey);
+  return messages.publish(channel, JSON.stringify(data), idempotencyKey);
 }

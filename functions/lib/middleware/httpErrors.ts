@@ -14,6 +14,16 @@ export const jsonResponse = (
   body: JSON.stringify(body),
 });
 
+/** A 503 tells the caller when to retry; a 401 which authentication scheme to use (RFC 6750). */
+function responseHeaders(status: number, error: CablecarError | undefined): Record<string, string> {
+  if (status === 503) return { 'retry-after': '1' };
+  if (status === 401) {
+    const invalid = error?.code === 'token_expired' ? ', error="invalid_token", error_description="the token has expired"' : '';
+    return { 'www-authenticate': `Bearer realm="cablecar"${invalid}` };
+  }
+  return {};
+}
+
 /**
  * Every HTTP failure becomes a JSON body `{"error":{"code","message","retryable"}}` with its status;
  * a 503 tells the caller when to retry. Unexpected errors are logged and answered without details.
@@ -35,7 +45,7 @@ export const httpErrors = (): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayPr
           retryable: status >= 500,
         },
       },
-      status === 503 ? { 'retry-after': '1' } : {},
+      responseHeaders(status, known),
     );
   },
 });

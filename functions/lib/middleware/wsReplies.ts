@@ -13,6 +13,8 @@ export interface WsRouteResult {
 export interface WsRequest {
   connectionId: string;
   frame: Record<string, unknown>;
+  /** What the $connect authorizer returned as context; API Gateway passes it with every frame. */
+  authorizer: unknown;
 }
 
 /**
@@ -25,7 +27,7 @@ export const wsErrorFrames = (): MiddlewareObj<APIGatewayProxyWebsocketEventV2, 
     const { error } = request;
     const frame =
       error instanceof CablecarError
-        ? errorFrame(error.code, error.message)
+        ? errorFrame(error.code, error.message, error.channel)
         : errorFrame('internal_error', 'the request failed; it was not applied');
     if (!(error instanceof CablecarError) || error.retryable) logger.error('websocket route failed', { error });
     request.response = { statusCode: 200, body: JSON.stringify(frame) };
@@ -38,7 +40,8 @@ export function wsRoute(route: (request: WsRequest) => Promise<ServerFrame>) {
     .use(wsErrorFrames())
     .handler(async (event) => {
       const frame = parseClientFrame(event.body);
-      const reply = await route({ connectionId: event.requestContext.connectionId, frame });
+      const authorizer = (event.requestContext as { authorizer?: unknown }).authorizer;
+      const reply = await route({ connectionId: event.requestContext.connectionId, frame, authorizer });
       return { statusCode: 200, body: JSON.stringify(reply) };
     });
 }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Message } from './protocol.js';
 
 /**
- * The event PostgreSQL's dispatch sends to fan-out, built by the SQL function cablecar_dispatch_event
+ * The event PostgreSQL's dispatch sends to fan-out, built by the SQL function cablecar.dispatch_event
  * (infra/sql). During a release the old and the new fanout read the same events, so the rules are
  * (README, "Mixed versions"): `v` only grows; a newer version may add fields but never removes or
  * redefines the v1 fields below; a reader accepts any `v` >= 1 that carries them and ignores the rest.

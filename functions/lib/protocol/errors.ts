@@ -11,7 +11,11 @@ export type ErrorCode =
   | 'invalid_body'
   | 'invalid_query'
   | 'payload_too_large'
+  | 'idempotency_key_reused'
   | 'not_connected'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'token_expired'
   | 'unavailable'
   | 'internal_error';
 
@@ -22,10 +26,14 @@ export class CablecarError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly httpStatus: number = 400,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; channel?: string },
   ) {
     super(message, options);
+    this.channel = options?.channel;
   }
+
+  /** The channel the error is about, when there is one: error frames name it (`forbidden`, …). */
+  readonly channel: string | undefined;
 
   /** Clients may retry these as they are; the others need a different request. */
   get retryable(): boolean {

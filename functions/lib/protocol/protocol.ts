@@ -13,6 +13,7 @@ export const MAX_INBOUND_FRAME_BYTES = 4 * 1024;
 
 /**
  * Channel names: 1–128 characters, letters, digits and `_ - . :`, starting with a letter or digit.
+ * cablecar.is_channel_name() applies the same rule in SQL (the tests check that both agree).
  * `#` is excluded because the DynamoDB keys use it as a separator, `/` because names travel in URL paths.
  */
 export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
@@ -56,7 +57,7 @@ export type ServerFrame =
   | { type: 'subscribed'; channel: string; seq: number; truncated?: true; oldestSeq?: number }
   | { type: 'unsubscribed'; channel: string }
   | { type: 'pong' }
-  | { type: 'error'; code: ErrorCode; message: string };
+  | { type: 'error'; code: ErrorCode; message: string; channel?: string };
 
 export const messageFrame = (message: Message): ServerFrame => ({
   type: 'message',
@@ -67,7 +68,12 @@ export const messageFrame = (message: Message): ServerFrame => ({
   publishedAt: message.publishedAt,
 });
 
-export const errorFrame = (code: ErrorCode, message: string): ServerFrame => ({ type: 'error', code, message });
+export const errorFrame = (code: ErrorCode, message: string, channel?: string): ServerFrame => ({
+  type: 'error',
+  code,
+  message,
+  ...(channel === undefined ? {} : { channel }),
+});
 
 /** Parses a client frame's text; malformed JSON and oversize frames become protocol errors. */
 export function parseClientFrame(body: string | undefined | null): Record<string, unknown> {
@@ -108,6 +114,8 @@ export function unknownAction(frame: Record<string, unknown>): CablecarError {
 /**
  * The size of the frame fan-out will send for `data`, before the message exists: seq, id and
  * timestamp are counted at their widest so a message accepted here always fits the socket.
+ * cablecar.publish() enforces the cap in SQL with the same arithmetic (cablecar.frame_bytes);
+ * test/unit/sqlPublish.test.ts checks that the two agree.
  */
 export function outboundFrameBytes(channel: string, dataJson: string): number {
   const widest = JSON.stringify({

@@ -6,14 +6,23 @@ export interface Connection {
   connectionId: string;
   connectedAt: number;
   ttl: number;
+  /** Who opened it (the token's `sub`) and until when its token is valid: absent on items of version 1. */
+  sub?: string;
+  tokenExpiresAt?: number;
+}
+
+/** The token holder a connection is stored with (attributes added to the version-1 item). */
+export interface ConnectionHolder {
+  sub: string;
+  tokenExpiresAt: number;
 }
 
 /** Connections, and their removal together with every subscription they hold. */
 export function connectionStore({ client, tableName }: TableRef, { ttlSeconds }: { ttlSeconds: number }) {
   return {
-    async add(connectionId: string): Promise<Connection> {
+    async add(connectionId: string, holder?: ConnectionHolder): Promise<Connection> {
       const connectedAt = nowSeconds();
-      const connection = { connectionId, connectedAt, ttl: connectedAt + ttlSeconds };
+      const connection: Connection = { connectionId, connectedAt, ttl: connectedAt + ttlSeconds, ...holder };
       await client.send(
         new PutCommand({
           TableName: tableName,
@@ -36,7 +45,13 @@ export function connectionStore({ client, tableName }: TableRef, { ttlSeconds }:
         }),
       );
       if (!Item || !isLive(Item)) return undefined;
-      return { connectionId, connectedAt: Number(Item.connectedAt), ttl: Number(Item.ttl) };
+      return {
+        connectionId,
+        connectedAt: Number(Item.connectedAt),
+        ttl: Number(Item.ttl),
+        ...(typeof Item.sub === 'string' ? { sub: Item.sub } : {}),
+        ...(typeof Item.tokenExpiresAt === 'number' ? { tokenExpiresAt: Item.tokenExpiresAt } : {}),
+      };
     },
 
     /**

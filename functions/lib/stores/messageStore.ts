@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Message } from '../protocol/protocol.js';
-import { withDatabase } from './database.js';
+import { CablecarError } from '../protocol/errors.js';
+import { isDatabaseUnavailable, withDatabase } from './database.js';
 
 export interface PublishedMessage {
   id: string;
@@ -21,55 +22,73 @@ export interface RetentionLimits {
   maxCount?: number | undefined;
 }
 
-const UNIQUE_VIOLATION = '23505';
+/**
+ * The SQLSTATEs cablecar.publish() refuses with (infra/sql/migrations/003_sql_publish.sql), and the
+ * HTTP API's error for each.
+ */
+export const PUBLISH_REFUSALS: Record<string, (message: string) => CablecarError> = {
+  CC001: (message) => new CablecarError('invalid_channel', message),
+  CC002: (message) => new CablecarError('payload_too_large', message, 413),
+  CC003: (message) => new CablecarError('idempotency_key_reused', message, 422),
+  CC004: (message) => new CablecarError('invalid_body', message),
+};
+
+function asPublishRefusal(error: unknown): unknown {
+  const code = (error as { code?: string }).code;
+  const refusal = code ? PUBLISH_REFUSALS[code] : undefined;
+  return refusal ? refusal((error as Error).message) : error;
+}
 
 /**
- * Messages in PostgreSQL, the source of truth. `seq` is taken from `channels.last_seq` in the same
- * statement that inserts the message: the row lock on the channel serialises concurrent publishers,
- * and a failed insert rolls the counter back, so seq has no gaps and no duplicates.
+ * Messages in PostgreSQL, the source of truth. Publishing is cablecar.publish(), the same function
+ * applications call from their own transactions: it checks the channel name, the frame cap and the
+ * idempotency key, and takes the channel's next seq under the channel's row lock, so seq has no
+ * gaps and no duplicates.
  */
 export function messageStore(pool: pg.Pool) {
-  async function findByIdempotencyKey(channel: string, key: string): Promise<PublishedMessage | undefined> {
-    const { rows } = await pool.query<{ id: string; seq: string }>(
-      'SELECT id, seq FROM messages WHERE channel = $1 AND idempotency_key = $2',
-      [channel, key],
-    );
-    const row = rows[0];
-    return row && { id: row.id, channel, seq: Number(row.seq) };
+  /** With a key, whether the answer is a message stored earlier: exactly, as the same transaction asks. */
+  async function publishWithKey(channel: string, dataJson: string, idempotencyKey: string) {
+    const client = await pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ id: string; seq: string }>(
+        'SELECT id, seq FROM cablecar.publish($1, $2::json, $3)',
+        [channel, dataJson, idempotencyKey],
+      );
+      const row = rows[0]!;
+      // A row this transaction inserted is new; any other is the first publish with this key.
+      const fresh = await client.query<{ fresh: boolean }>(
+        'SELECT xmin = pg_current_xact_id()::xid AS fresh FROM cablecar.messages WHERE id = $1',
+        [row.id],
+      );
+      await client.query('COMMIT');
+      return { id: row.id, channel, seq: Number(row.seq), duplicate: !fresh.rows[0]!.fresh };
+    } catch (error) {
+      broken = isDatabaseUnavailable(error);
+      if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
+      throw error;
+    } finally {
+      client.release(broken);
+    }
   }
 
   return {
     /**
-     * Stores a message and returns its seq. With an idempotency key, a repeated publish returns the
-     * first one's id and seq instead of storing it twice.
+     * Stores a message and returns its seq. With an idempotency key, a repeat with the same data
+     * returns the first one's id and seq instead of storing it twice; other data is refused (422).
      */
     publish(channel: string, dataJson: string, idempotencyKey?: string): Promise<PublishedMessage & { duplicate: boolean }> {
       return withDatabase(async () => {
-        if (idempotencyKey) {
-          const existing = await findByIdempotencyKey(channel, idempotencyKey);
-          if (existing) return { ...existing, duplicate: true };
-        }
         try {
-          const { rows } = await pool.query<{ id: string; seq: string }>(
-            `WITH next AS (
-               INSERT INTO channels (name, last_seq) VALUES ($1, 1)
-               ON CONFLICT (name) DO UPDATE SET last_seq = channels.last_seq + 1
-               RETURNING last_seq
-             )
-             INSERT INTO messages (channel, seq, data, idempotency_key)
-             SELECT $1, last_seq, $2::json, $3 FROM next
-             RETURNING id, seq`,
-            [channel, dataJson, idempotencyKey ?? null],
-          );
-          const row = rows[0]!;
-          return { id: row.id, channel, seq: Number(row.seq), duplicate: false };
+          if (idempotencyKey !== undefined) return await publishWithKey(channel, dataJson, idempotencyKey);
+          const { rows } = await pool.query<{ id: string; seq: string }>('SELECT id, seq FROM cablecar.publish($1, $2::json)', [
+            channel,
+            dataJson,
+          ]);
+          return { id: rows[0]!.id, channel, seq: Number(rows[0]!.seq), duplicate: false };
         } catch (error) {
-          // Two publishes with one key raced; the loser answers with the winner's message.
-          if (idempotencyKey && (error as { code?: string }).code === UNIQUE_VIOLATION) {
-            const existing = await findByIdempotencyKey(channel, idempotencyKey);
-            if (existing) return { ...existing, duplicate: true };
-          }
-          throw error;
+          throw asPublishRefusal(error);
         }
       });
     },
@@ -77,19 +96,18 @@ export function messageStore(pool: pg.Pool) {
     /** Messages with seq > after, oldest first. */
     history(channel: string, after: number, limit: number): Promise<HistoryPage> {
       return withDatabase(async () => {
-        const [{ rows }, pruned] = await Promise.all([
-          pool.query<{ message: Message }>(
-            `SELECT cablecar_message_json(m) AS message FROM messages m
-             WHERE m.channel = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`,
-            [channel, after, limit + 1],
-          ),
-          pool.query<{ pruned_through: string }>('SELECT pruned_through FROM channels WHERE name = $1', [channel]),
-        ]);
+        const { rows } = await pool.query<{ message: Message }>(
+          `SELECT cablecar.message_json(m) AS message FROM cablecar.messages m
+           WHERE m.channel = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`,
+          [channel, after, limit + 1],
+        );
+        // Read after the page, not beside it: a prune between the two reads is then reported, never
+        // a page that silently lacks what the prune took.
+        const pruned = await pool.query<{ pruned_through: string }>('SELECT pruned_through FROM cablecar.channels WHERE name = $1', [channel]);
         const prunedThrough = Number(pruned.rows[0]?.pruned_through ?? 0);
         return {
           messages: rows.slice(0, limit).map((row) => row.message),
           hasMore: rows.length > limit,
-          // Read after the page: a prune between the two reads still reports what is missing.
           truncatedBefore: after < prunedThrough ? prunedThrough + 1 : undefined,
         };
       });
@@ -102,7 +120,7 @@ export function messageStore(pool: pg.Pool) {
     publishedBetween({ olderThanSeconds, withinSeconds, limit }: { olderThanSeconds: number; withinSeconds: number; limit: number }) {
       return withDatabase(async () => {
         const { rows } = await pool.query<{ id: string; event: unknown }>(
-          `SELECT id, cablecar_dispatch_event(id) AS event FROM messages
+          `SELECT id, cablecar.dispatch_event(id) AS event FROM cablecar.messages
             WHERE published_at < clock_timestamp() - make_interval(secs => $1)
               AND published_at >= clock_timestamp() - make_interval(secs => $2)
             ORDER BY channel, seq LIMIT $3`,
@@ -116,7 +134,7 @@ export function messageStore(pool: pg.Pool) {
     prune({ maxAgeSeconds, maxCount }: RetentionLimits): Promise<number> {
       return withDatabase(async () => {
         const { rows } = await pool.query<{ deleted: string }>(
-          'SELECT cablecar_prune(make_interval(secs => $1), $2) AS deleted',
+          'SELECT cablecar.prune(make_interval(secs => $1), $2) AS deleted',
           [maxAgeSeconds ?? null, maxCount ?? null],
         );
         return Number(rows[0]?.deleted ?? 0);
@@ -126,7 +144,7 @@ export function messageStore(pool: pg.Pool) {
     /** The channel's newest seq, 0 for a channel that has none. */
     lastSeq(channel: string): Promise<number> {
       return withDatabase(async () => {
-        const { rows } = await pool.query<{ last_seq: string }>('SELECT last_seq FROM channels WHERE name = $1', [channel]);
+        const { rows } = await pool.query<{ last_seq: string }>('SELECT last_seq FROM cablecar.channels WHERE name = $1', [channel]);
         return rows[0] ? Number(rows[0].last_seq) : 0;
       });
     },

@@ -3,15 +3,15 @@
 -- :fanout_function and :region are filled in by the migration runner.
 CREATE EXTENSION IF NOT EXISTS aws_lambda CASCADE;
 
-CREATE OR REPLACE FUNCTION cablecar_dispatch(message_id uuid) RETURNS void
-LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION cablecar.dispatch(message_id uuid) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, cablecar, pg_temp AS $$
 BEGIN
   PERFORM aws_lambda.invoke(
     :fanout_function,
-    cablecar_dispatch_event(message_id),
+    cablecar.dispatch_event(message_id),
     :region,
     'Event',
     qualifier => 'live');
-  UPDATE messages SET dispatched_at = clock_timestamp() WHERE id = message_id;
+  UPDATE cablecar.messages SET dispatched_at = clock_timestamp() WHERE id = message_id;
 END
 $$;

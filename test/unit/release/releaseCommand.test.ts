@@ -370,12 +370,12 @@ describe('a move that fails partway (Lambda and CodeDeploy APIs mocked)', () => 
     const run = await release('shift', '--stage', 'dev', '--weight', '0.5');
 
     expect(run.code).toBe(3);
-    // connect..unsubscribe moved, default failed, publish..fanout were not attempted.
+    // connect..unsubscribe moved, default failed, publish..authorize were not attempted.
     expect(updates().map((u) => u.FunctionName)).toEqual([name('connect'), name('disconnect'), name('subscribe'), name('unsubscribe'), name('default')]);
     expect(run.err).toContain('FAILED on cablecar-dev-default: TooManyRequestsException: Rate exceeded');
     expect(run.err).toContain('Moved (4): cablecar-dev-connect, cablecar-dev-disconnect, cablecar-dev-subscribe, cablecar-dev-unsubscribe');
     expect(run.err).toContain(`Not moved (${ALL.length - 4}): ${ALL.slice(4).join(', ')}`);
-    expect(run.err).toContain('aws lambda update-alias --function-name cablecar-dev-fanout');
+    expect(run.err).toContain('aws lambda update-alias --function-name cablecar-dev-retention');
     expect(run.out.split('\n').filter((line) => line.includes('moved '))).toHaveLength(4);
   });
 

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { channelPatternList } from './channelPatterns.js';
+import type { TokenClaims } from './tokenClaims.js';
+
+/**
+ * The claims a $connect authorizer hands to API Gateway, which passes them as
+ * `requestContext.authorizer` to every later route of that connection (serverless-offline does the
+ * same). Context values must be strings, numbers or booleans, so the pattern lists travel as JSON.
+ */
+export type AuthorizerContext = { sub: string; exp: number; subscribe: string; publish: string };
+
+export const toAuthorizerContext = (claims: TokenClaims): AuthorizerContext => ({
+  sub: claims.sub,
+  exp: claims.exp,
+  subscribe: JSON.stringify(claims.subscribe),
+  publish: JSON.stringify(claims.publish),
+});
+
+const patternsJson = z.string().transform((text, ctx) => {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'not JSON' });
+    return z.NEVER;
+  }
+}).pipe(channelPatternList);
+
+// Values may come back as strings (serverless-offline stringifies every one), hence the coercion.
+const authorizerContextSchema = z.looseObject({
+  sub: z.string().min(1),
+  exp: z.coerce.number().int(),
+  subscribe: patternsJson,
+  publish: patternsJson,
+});
+
+/** The connection's claims, or undefined when it was not authorized by this authorizer (no or foreign context). */
+export function claimsFromAuthorizerContext(context: unknown): TokenClaims | undefined {
+  const parsed = authorizerContextSchema.safeParse(context);
+  if (!parsed.success) return undefined;
+  const { sub, exp, subscribe, publish } = parsed.data;
+  return { sub, exp, subscribe, publish };
+}
