@@ -47,3 +47,7 @@ BEGIN
   RETURN deleted;
 END
 $$;
+
+-- Like everything in cablecar (003): run by cablecar's own role (the retention function, the local
+-- stack), not by PUBLIC.
+REVOKE EXECUTE ON FUNCTION cablecar.prune(interval, bigint) FROM PUBLIC;
