@@ -99,21 +99,25 @@ async function subscribers(channel: string, count: number): Promise<SocketClient
 /** Publishes until acknowledged (202), retrying 503s with the same Idempotency-Key; returns the seq. */
 async function publishAcknowledged(channel: string, data: unknown): Promise<number> {
   const key = randomUUID();
+  const answers: unknown[] = [];
   for (let attempt = 1; attempt <= 100; attempt++) {
-    const answer = await publish(stack, channel, data, { 'idempotency-key': key }).catch(() => undefined);
-    if (answer?.status === 202) return answer.body.seq as number;
+    const answer = await publish(stack, channel, data, { 'idempotency-key': key }).catch((error: Error) => ({ status: 0, body: error.message }));
+    if (answer.status === 202) return answer.body.seq as number;
+    answers.push({ status: answer.status, body: answer.body });
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error(`publish to ${channel} never acknowledged`);
+  throw new Error(`publish to ${channel} never acknowledged; last answers: ${JSON.stringify(answers.slice(-3))}`);
 }
 
 /** Terminates every other backend of the cablecar database, every `everyMs`, until stopped. */
 function terminateBackendsRepeatedly(everyMs: number) {
   let running = true;
+  let closed = false;
   let rounds = 0;
   let terminated = 0;
   const loop = (async () => {
-    while (running) {
+    // Ends with the test (running = false) or with the admin connection (a test that failed).
+    while (running && !closed) {
       const { rows } = await admin.query<{ count: string }>(
         `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS count FROM pg_stat_activity
           WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
@@ -122,7 +126,9 @@ function terminateBackendsRepeatedly(everyMs: number) {
       rounds++;
       await new Promise((resolve) => setTimeout(resolve, everyMs));
     }
-  })();
+  })().catch(() => {
+    closed = true;
+  });
   return {
     async stop() {
       running = false;
@@ -182,6 +188,8 @@ describe('nothing acknowledged is lost (faults injected)', () => {
     expect(rounds).toBeGreaterThan(5);
     expect(terminated).toBeGreaterThan(0);
     expect(proxy.failures).toBeGreaterThan(0);
+    // Nothing crashed meanwhile (a stack that restarted serverless-offline would hide it).
+    expect((await stack.health()).parts.offline.restarts).toBe(0);
     expect(stack.logLines.some((line) => line.startsWith('[bridge]') && line.includes('retrying, the channel waits'))).toBe(true);
   }, 240_000);
 
