@@ -2,33 +2,50 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import { config } from './lib/config.js';
-import { parseDispatchEvent } from './lib/protocol/dispatchEvent.js';
-import { fanOut, type FanOutResult } from './lib/delivery/fanOut.js';
+import { parseFanoutEvent } from './lib/protocol/dispatchEvent.js';
+import { dispatchToChannel, fanOut, type DispatchResult } from './lib/delivery/fanOut.js';
 import { logger } from './lib/logger.js';
 import { metrics } from './lib/metrics.js';
-import { connections, dispatchRecords, postToConnection, subscriptions } from './lib/services.js';
+import { connections, dispatchRecords, postToConnection, startShards, subscriptions } from './lib/services.js';
 
 /**
  * fanout: invoked by PostgreSQL's dispatch (aws_lambda.invoke on AWS, the local bridge offline) with
- * one stored message; delivers it to every subscriber of its channel. Posts that failed after their
- * retries are counted in FailedPosts: those clients fill the gap from history. Once done, it records
- * the message's fan-out as completed (dispatchRecordStore) for the sweep.
+ * one stored message, it delivers the message to every subscriber of its channel; a big channel is
+ * split into shards, the others started as parallel invocations of this same version, each invoked
+ * with a shard event. Posts that failed after their retries are counted in FailedPosts: those
+ * clients fill the gap from history. Once a dispatch is done (its shards started), it records the
+ * message's fan-out as completed (dispatchRecordStore) for the sweep.
  */
-export const handler = middy<unknown, FanOutResult>()
+export const handler = middy<unknown, DispatchResult>()
   .use(logMetrics(metrics))
   .handler(async (event) => {
-    const { message } = parseDispatchEvent(event);
-    const result = await fanOut(
-      message,
-      { subscriptions: subscriptions(), connections: connections(), postToConnection: postToConnection() },
-      { concurrency: config().FANOUT_CONCURRENCY, pageSize: config().SUBSCRIBER_PAGE_SIZE },
-    );
+    const work = parseFanoutEvent(event);
+    const settings = config();
+    const deps = { subscriptions: subscriptions(), connections: connections(), postToConnection: postToConnection() };
+    const options = {
+      concurrency: settings.FANOUT_CONCURRENCY,
+      pageSize: settings.SUBSCRIBER_PAGE_SIZE,
+      // Every invocation paces itself at its share, so the shards of a split channel (and up to
+      // FANOUT_SHARDS small channels at once) stay within the account's rate together.
+      rate: { perSecond: settings.POST_RATE_LIMIT / settings.FANOUT_SHARDS, burst: settings.POST_BURST_LIMIT / settings.FANOUT_SHARDS },
+    };
+    const result: DispatchResult =
+      work.kind === 'shard'
+        ? { ...(await fanOut(work.message, deps, { ...options, shard: work.shard })), shardsStarted: 0 }
+        : await dispatchToChannel(work.message, { ...deps, startShards: startShards() }, {
+            ...options,
+            workerShare: settings.FANOUT_WORKER_SHARE,
+            shards: settings.FANOUT_SHARDS,
+          });
     metrics.addMetric('PostsDelivered', MetricUnit.Count, result.delivered);
     metrics.addMetric('ConnectionsGone', MetricUnit.Count, result.gone);
     metrics.addMetric('FailedPosts', MetricUnit.Count, result.failed);
-    logger.info('fanned out', { channel: message.channel, seq: message.seq, ...result });
-    // Completion hook: the sweep re-dispatches dispatched messages that have no such record. Written
-    // last, so a fan-out that throws before it (and is retried by Lambda) is not counted as done.
-    await dispatchRecords().recordCompleted(message);
+    metrics.addMetric('ThrottledPosts', MetricUnit.Count, result.throttled);
+    const { channel, seq } = work.message;
+    logger.info('fanned out', { channel, seq, ...(work.kind === 'shard' && { shard: work.shard }), ...result });
+    // Completion hook: the sweep re-dispatches messages that have no such record. Written last, so a
+    // fan-out that throws before it (and is retried by Lambda) is not counted as done. Shards are
+    // parts of a dispatch already recorded by the invocation that started them.
+    if (work.kind !== 'shard') await dispatchRecords().recordCompleted(work.message);
     return result;
   });

@@ -10,7 +10,7 @@ import { messages } from './lib/services.js';
  */
 export const handler = middy<unknown, { deleted: number }>().handler(async () => {
   const limits = retentionSettings();
-  const deleted = await messages().prune(limits);
+  const deleted = await (await messages()).prune(limits);
   logger.info('pruned history', { deleted, ...limits });
   return { deleted };
 });

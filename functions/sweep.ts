@@ -1,6 +1,6 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import middy from '@middy/core';
-import { config } from './lib/config.js';
+import { sweepSettings } from './lib/config.js';
 import { sweepUnfinishedDispatches } from './lib/dispatch/dispatchSweep.js';
 import { logger } from './lib/logger.js';
 import { dispatchRecords, messages } from './lib/services.js';
@@ -14,13 +14,12 @@ import { dispatchRecords, messages } from './lib/services.js';
 let lambda: LambdaClient | undefined;
 
 export const handler = middy<unknown, { checked: number; redispatched: number; failed: number }>().handler(async () => {
-  const { FANOUT_FUNCTION_NAME, AWS_REGION, SWEEP_GRACE_SECONDS, SWEEP_WINDOW_SECONDS, SWEEP_BATCH_LIMIT } = config();
-  if (!FANOUT_FUNCTION_NAME) throw new Error('FANOUT_FUNCTION_NAME is not set');
+  const { FANOUT_FUNCTION_NAME, AWS_REGION, SWEEP_GRACE_SECONDS, SWEEP_WINDOW_SECONDS, SWEEP_BATCH_LIMIT } = sweepSettings();
   lambda ??= new LambdaClient({ region: AWS_REGION });
   const client = lambda;
   const result = await sweepUnfinishedDispatches(
     {
-      messages: messages(),
+      messages: await messages(),
       dispatchRecords: dispatchRecords(),
       dispatch: async (event) => {
         await client.send(

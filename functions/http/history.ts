@@ -1,6 +1,6 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from '../lib/validation.js';
 import { config } from '../lib/config.js';
 import { CablecarError } from '../lib/protocol/errors.js';
 import { channelAuthorization } from '../lib/middleware/channelAuthorization.js';
@@ -9,8 +9,8 @@ import { parseChannel } from '../lib/protocol/protocol.js';
 import { messages, verifyToken } from '../lib/services.js';
 
 const historyQuery = z.object({
-  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-  limit: z.coerce.number().int().min(1).optional(),
+  after: z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(0), z.lte(Number.MAX_SAFE_INTEGER))), 0),
+  limit: z.optional(z.pipe(z.coerce.number(), z.int().check(z.gte(1)))),
 });
 
 /**
@@ -30,8 +30,8 @@ export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredRe
     }
     const maxLimit = config().HISTORY_PAGE_LIMIT;
     if ((query.data.limit ?? 0) > maxLimit) throw new CablecarError('invalid_query', `"limit" is at most ${maxLimit}`);
-    const page = await messages().history(channel, query.data.after, query.data.limit ?? Math.min(100, maxLimit));
-    const { messages: found, hasMore, truncatedBefore } = page;
+    const store = await messages();
+    const { messages: found, hasMore, truncatedBefore } = await store.history(channel, query.data.after, query.data.limit ?? Math.min(100, maxLimit));
     // Retention pruned messages the client asked for: say so, and from where history starts.
     const truncated = truncatedBefore === undefined ? {} : { truncated: true, oldestSeq: truncatedBefore };
     return jsonResponse(200, { channel, messages: found, hasMore, ...truncated });

@@ -3,7 +3,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { channelAuthorization } from '../lib/middleware/channelAuthorization.js';
 import { httpErrors, jsonResponse } from '../lib/middleware/httpErrors.js';
 import { parseChannel } from '../lib/protocol/protocol.js';
-import { parseIdempotencyKey, parsePublishBody, publish } from '../lib/channels/publishing.js';
+import { parseIdempotencyKey, parsePublishBody, publish, requireJsonContentType } from '../lib/channels/publishing.js';
 import { messages, verifyToken } from '../lib/services.js';
 
 /**
@@ -15,9 +15,10 @@ export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredRe
   .use(channelAuthorization('publish', verifyToken))
   .handler(async (event) => {
     const channel = parseChannel(event.pathParameters?.channel);
+    requireJsonContentType(event.headers?.['content-type']);
     const body = event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
     const { data } = parsePublishBody(body);
     const idempotencyKey = parseIdempotencyKey(event.headers?.['idempotency-key']);
-    const { duplicate, ...published } = await publish({ channel, data, idempotencyKey }, messages());
+    const { duplicate, ...published } = await publish({ channel, data, idempotencyKey }, await messages());
     return jsonResponse(202, published, duplicate ? { 'idempotent-replayed': 'true' } : {});
   });

@@ -1,88 +1,98 @@
-import { z } from 'zod';
+import * as z from './validation.js';
+
+/** An integer setting within [min, max], read from its string (zod's mini build, for small bundles). */
+const integer = (min: number, max: number, fallback: number) =>
+  z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(min), z.lte(max))), fallback);
+const text = () => z.string().check(z.minLength(1));
+
+/** An empty value (`DATABASE_HOST=` in a shell, a stage parameter left empty in serverless.yml) means unset. */
+const unsetIfEmpty = <T extends z.ZodMiniType>(schema: T) =>
+  z.pipe(
+    z.transform((value: unknown) => (value === '' ? undefined : value)),
+    schema,
+  );
 
 /**
  * Every setting cablecar reads from the environment, parsed once. serverless.yml sets these for the
  * Lambda functions; the local stack sets them for serverless-offline and the dispatch bridge.
  */
-/**
- * Retention (bounded history), per channel: messages older than MESSAGE_RETENTION_SECONDS, and those
- * beyond the newest MESSAGE_RETENTION_COUNT, are pruned on a schedule (0 = no limit of that kind).
- * Read by the retention function on AWS and by the local stack alike.
- */
-const retentionSchema = z.object({
-  MESSAGE_RETENTION_SECONDS: z.coerce.number().int().min(0).default(30 * 24 * 60 * 60),
-  MESSAGE_RETENTION_COUNT: z.coerce.number().int().min(0).default(100_000),
-});
-
-export interface RetentionSettings {
-  maxAgeSeconds: number | undefined;
-  maxCount: number | undefined;
-}
-
-export function retentionSettings(env: NodeJS.ProcessEnv = process.env): RetentionSettings {
-  const parsed = retentionSchema.safeParse(env);
-  if (!parsed.success) throw new Error(`cablecar retention settings are invalid: ${z.prettifyError(parsed.error)}`);
-  return {
-    maxAgeSeconds: parsed.data.MESSAGE_RETENTION_SECONDS || undefined,
-    maxCount: parsed.data.MESSAGE_RETENTION_COUNT || undefined,
-  };
-}
 
 const configSchema = z.object({
-  STAGE: z.string().min(1).default('local'),
-  AWS_REGION: z.string().min(1).default('us-east-1'),
+  STAGE: z._default(text(), 'local'),
+  AWS_REGION: z._default(text(), 'us-east-1'),
   /** The stage's DynamoDB table (connections and subscriptions). */
-  TABLE_NAME: z.string().min(1),
+  TABLE_NAME: text(),
   /** Only set locally: the embedded DynamoDB emulator. Unset on AWS. */
-  DYNAMODB_ENDPOINT: z.url().optional(),
+  DYNAMODB_ENDPOINT: z.optional(z.url()),
   /** The API Gateway management endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}). */
   WEBSOCKET_API_ENDPOINT: z.url(),
-  DATABASE_URL: z.string().min(1),
-  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(50).default(2),
-  /** How long publish waits for a PostgreSQL connection before answering 503. */
-  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
-  /** API Gateway closes every socket after 2 h; items outlive that by a margin, then expire. */
-  CONNECTION_TTL_SECONDS: z.coerce.number().int().min(60).default(2 * 60 * 60 + 10 * 60),
-  FANOUT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(50),
-  SUBSCRIBER_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
-  /** Messages replayed on `subscribe` with `after`; beyond this the client pages through history. */
-  REPLAY_LIMIT: z.coerce.number().int().min(1).max(10000).default(1000),
-  HISTORY_PAGE_LIMIT: z.coerce.number().int().min(1).max(1000).default(1000),
-  /** The sweep (AWS): the fanout function it dispatches to again (its `live` alias). */
-  FANOUT_FUNCTION_NAME: z.string().min(1).optional(),
   /**
-   * The sweep looks at messages published between SWEEP_WINDOW_SECONDS and SWEEP_GRACE_SECONDS ago
-   * that have no completion record. The grace outlasts Lambda's own retries of an async event (about
-   * 3 minutes) so that the sweep rarely races them; the window stays inside the record's 2-day TTL.
+   * Where PostgreSQL is, for the functions that use it (no other function has any of these). Exactly
+   * one of DATABASE_URL (the local stack: a URL, password included) and DATABASE_SECRET_ARN (AWS: a
+   * Secrets Manager secret in the RDS format, read at run time; stores/databaseSettings.ts).
    */
-  SWEEP_GRACE_SECONDS: z.coerce.number().int().min(60).default(600),
-  SWEEP_WINDOW_SECONDS: z.coerce.number().int().min(120).max(24 * 60 * 60).default(6 * 60 * 60),
-  SWEEP_BATCH_LIMIT: z.coerce.number().int().min(1).max(10_000).default(2000),
-});
+  DATABASE_URL: unsetIfEmpty(z.optional(text())),
+  DATABASE_SECRET_ARN: unsetIfEmpty(
+    z.optional(z.string().check(z.regex(/^arn:aws[a-z-]*:secretsmanager:/, 'DATABASE_SECRET_ARN must be a Secrets Manager secret ARN'))),
+  ),
+  /** Optional with the secret: the host to connect to instead of the secret's (an RDS Proxy endpoint). */
+  DATABASE_HOST: unsetIfEmpty(z.optional(text())),
+  /** How long a container keeps the secret before reading it again (a rotated password arrives within this). */
+  DATABASE_SECRET_MAX_AGE_SECONDS: integer(0, Number.MAX_SAFE_INTEGER, 300),
+  DATABASE_POOL_MAX: integer(1, 50, 2),
+  /** How long publish waits for a PostgreSQL connection before answering 503. */
+  DATABASE_CONNECT_TIMEOUT_MS: integer(100, Number.MAX_SAFE_INTEGER, 3000),
+  /** API Gateway closes every socket after 2 h; items outlive that by a margin, then expire. */
+  CONNECTION_TTL_SECONDS: integer(60, Number.MAX_SAFE_INTEGER, 2 * 60 * 60 + 10 * 60),
+  FANOUT_CONCURRENCY: integer(1, 1000, 50),
+  SUBSCRIBER_PAGE_SIZE: integer(1, 1000, 500),
+  /** Messages replayed on `subscribe` with `after`; beyond this the client pages through history. */
+  REPLAY_LIMIT: integer(1, 10000, 1000),
+  /**
+   * The account's PostToConnection throttle (API Gateway: 10,000/s, a bucket of 5,000), shared by
+   * every fan-out invocation: each paces itself at 1/FANOUT_SHARDS of it.
+   */
+  POST_RATE_LIMIT: integer(1, 1_000_000, 10_000),
+  POST_BURST_LIMIT: integer(1, 1_000_000, 5_000),
+  /** A channel with at most this many subscriptions is delivered by one invocation. */
+  FANOUT_WORKER_SHARE: integer(1, 4000, 2000),
+  /** How many parallel invocations deliver a bigger channel (README, "Fan-out at scale"). */
+  FANOUT_SHARDS: integer(1, 64, 8),
+  /** Only set locally: serverless-offline's Lambda endpoint, where fanout starts its shards. */
+  LAMBDA_ENDPOINT: z.optional(z.url()),
+  HISTORY_PAGE_LIMIT: integer(1, 1000, 1000),
+}).check(
+  z.refine((env) => !(env.DATABASE_URL && env.DATABASE_SECRET_ARN), {
+    message: 'set DATABASE_URL (local) or DATABASE_SECRET_ARN (AWS), not both',
+    path: ['DATABASE_URL'],
+  }),
+);
 
-export type Config = z.infer<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
 
 /**
  * A reader of one group of settings: parses and validates the environment on first use, so a
  * missing or malformed variable fails loudly at cold start, and keeps the result.
  */
-function settings<T extends z.ZodType>(schema: T, what: string): () => z.infer<T> {
+function settings<T extends z.ZodMiniType>(schema: T, what: string): () => z.infer<T> {
   let cached: z.infer<T> | undefined;
-  return () => {
-    if (cached === undefined) {
-      const parsed = schema.safeParse(process.env);
-      if (!parsed.success) throw new Error(`${what} is invalid: ${z.prettifyError(parsed.error)}`);
-      cached = parsed.data;
-    }
-    return cached!;
-  };
+  return () => (cached ??= parseSettings(schema, process.env, what));
+}
+
+function parseSettings<T extends z.ZodMiniType>(schema: T, env: Record<string, string | undefined>, what: string): z.infer<T> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) throw new Error(`${what} is invalid: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+/** Validates an environment (process.env for the functions); a bad one throws, saying what is wrong. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  return parseSettings(configSchema, env, 'cablecar configuration');
 }
 
 export const config: () => Config = settings(configSchema, 'cablecar configuration');
 
-/** An unset variable and one that serverless.yml set to '' (a stage parameter left empty) mean the same. */
-const optional = <T extends z.ZodType>(schema: T) =>
-  z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
+const optional = <T extends z.ZodMiniType>(schema: T) => unsetIfEmpty(z.optional(schema));
 
 /**
  * How tokens are verified. Read only by the functions that verify them (the $connect authorizer,
@@ -93,19 +103,59 @@ const optional = <T extends z.ZodType>(schema: T) =>
  */
 const tokenConfigSchema = z
   .object({
-    JWT_AUDIENCE: z.string().min(1).default('cablecar'),
-    JWT_ISSUER: optional(z.string().min(1)),
+    JWT_AUDIENCE: z._default(text(), 'cablecar'),
+    JWT_ISSUER: optional(text()),
     JWKS_URL: optional(z.url({ protocol: /^https?$/ })),
-    JWT_SECRET_ARN: optional(z.string().min(1)),
-    CABLECAR_JWT_SECRET: optional(z.string().min(32, 'CABLECAR_JWT_SECRET must be at least 32 characters')),
+    JWT_SECRET_ARN: optional(text()),
+    CABLECAR_JWT_SECRET: optional(z.string().check(z.minLength(32, 'CABLECAR_JWT_SECRET must be at least 32 characters'))),
     /** How long a secret read from Secrets Manager is cached per container (rotation takes this long to reach every container). */
-    JWT_SECRET_CACHE_SECONDS: z.coerce.number().int().min(0).default(300),
+    JWT_SECRET_CACHE_SECONDS: integer(0, Number.MAX_SAFE_INTEGER, 300),
   })
-  .refine((c) => c.JWKS_URL || c.JWT_SECRET_ARN || c.CABLECAR_JWT_SECRET, {
-    message: 'no token key: set JWKS_URL and JWT_ISSUER, JWT_SECRET_ARN, or (locally) CABLECAR_JWT_SECRET',
-  })
-  .refine((c) => !c.JWKS_URL || c.JWT_ISSUER, { message: 'JWKS_URL needs JWT_ISSUER', path: ['JWT_ISSUER'] });
+  .check(
+    z.refine((c) => Boolean(c.JWKS_URL || c.JWT_SECRET_ARN || c.CABLECAR_JWT_SECRET), {
+      message: 'no token key: set JWKS_URL and JWT_ISSUER, JWT_SECRET_ARN, or (locally) CABLECAR_JWT_SECRET',
+    }),
+    z.refine((c) => !c.JWKS_URL || Boolean(c.JWT_ISSUER), { message: 'JWKS_URL needs JWT_ISSUER', path: ['JWT_ISSUER'] }),
+  );
 
 export type TokenConfig = z.infer<typeof tokenConfigSchema>;
 
 export const tokenConfig: () => TokenConfig = settings(tokenConfigSchema, 'cablecar token configuration');
+
+/**
+ * Retention (bounded history), per channel: messages older than MESSAGE_RETENTION_SECONDS, and those
+ * beyond the newest MESSAGE_RETENTION_COUNT, are pruned on a schedule (0 = no limit of that kind).
+ * Read by the retention function on AWS and by the local stack alike.
+ */
+const retentionSchema = z.object({
+  MESSAGE_RETENTION_SECONDS: integer(0, Number.MAX_SAFE_INTEGER, 30 * 24 * 60 * 60),
+  MESSAGE_RETENTION_COUNT: integer(0, Number.MAX_SAFE_INTEGER, 100_000),
+});
+
+export interface RetentionSettings {
+  maxAgeSeconds: number | undefined;
+  maxCount: number | undefined;
+}
+
+export function retentionSettings(env: Record<string, string | undefined> = process.env): RetentionSettings {
+  const parsed = parseSettings(retentionSchema, env, 'cablecar retention settings');
+  return { maxAgeSeconds: parsed.MESSAGE_RETENTION_SECONDS || undefined, maxCount: parsed.MESSAGE_RETENTION_COUNT || undefined };
+}
+
+/**
+ * The sweep (AWS): which messages it checks for a completion record, and the fanout function it
+ * dispatches them to again (its `live` alias). It looks at messages published between
+ * SWEEP_WINDOW_SECONDS and SWEEP_GRACE_SECONDS ago; the grace outlasts Lambda's own retries of an
+ * async event (about 3 minutes) so that the sweep rarely races them, and the window stays inside
+ * the completion record's 2-day TTL.
+ */
+export const sweepSettings = settings(
+  z.object({
+    FANOUT_FUNCTION_NAME: text(),
+    SWEEP_GRACE_SECONDS: integer(60, 24 * 60 * 60, 600),
+    SWEEP_WINDOW_SECONDS: integer(120, 24 * 60 * 60, 6 * 60 * 60),
+    SWEEP_BATCH_LIMIT: integer(1, 10_000, 2000),
+    AWS_REGION: z._default(text(), 'us-east-1'),
+  }),
+  'cablecar sweep settings',
+);

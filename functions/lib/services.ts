@@ -1,8 +1,10 @@
 import { config, tokenConfig } from './config.js';
 import { createPostToConnection, type PostToConnection } from './delivery/connectionGateway.js';
+import { createShardInvoker } from './delivery/shardInvoker.js';
 import { connectionStore, type ConnectionStore } from './stores/connectionStore.js';
 import { createPool } from './stores/database.js';
 import { dispatchRecordStore, type DispatchRecordStore } from './stores/dispatchRecordStore.js';
+import { resolveDatabaseSettings } from './stores/databaseSettings.js';
 import { createTable, type TableRef } from './stores/dynamoTable.js';
 import { messageStore, type MessageStore } from './stores/messageStore.js';
 import { subscriptionStore, type SubscriptionStore } from './stores/subscriptionStore.js';
@@ -18,29 +20,38 @@ function once<T>(build: () => T): () => T {
   return () => (value ??= build());
 }
 
-const table = once<TableRef>(() =>
+const table = /* @__PURE__ */ once<TableRef>(() =>
   createTable({ tableName: config().TABLE_NAME, endpoint: config().DYNAMODB_ENDPOINT, region: config().AWS_REGION }),
 );
 
-export const connections = once<ConnectionStore>(() =>
+export const connections = /* @__PURE__ */ once<ConnectionStore>(() =>
   connectionStore(table(), { ttlSeconds: config().CONNECTION_TTL_SECONDS }),
 );
 
-export const subscriptions = once<SubscriptionStore>(() => subscriptionStore(table()));
+export const subscriptions = /* @__PURE__ */ once<SubscriptionStore>(() => subscriptionStore(table()));
 
 export const dispatchRecords = once<DispatchRecordStore>(() => dispatchRecordStore(table()));
 
-export const messages = once<MessageStore>(() =>
-  messageStore(
-    createPool({
-      connectionString: config().DATABASE_URL,
-      max: config().DATABASE_POOL_MAX,
-      connectTimeoutMs: config().DATABASE_CONNECT_TIMEOUT_MS,
-    }),
-  ),
-);
+/**
+ * Like `once`, for a value built asynchronously: concurrent callers share one build, and a build
+ * that failed (the secret could not be read, say) is forgotten so that the next call tries again.
+ */
+function onceAsync<T>(build: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | undefined;
+  return () =>
+    (value ??= build().catch((error: unknown) => {
+      value = undefined;
+      throw error;
+    }));
+}
 
-export const postToConnection = once<PostToConnection>(() =>
+/** The message store on PostgreSQL, for the functions that use it (publish, history, subscribe). */
+export const messages = /* @__PURE__ */ onceAsync<MessageStore>(async () => {
+  const settings = await resolveDatabaseSettings(config());
+  return messageStore(createPool({ ...settings, max: config().DATABASE_POOL_MAX, connectTimeoutMs: config().DATABASE_CONNECT_TIMEOUT_MS }));
+});
+
+export const postToConnection = /* @__PURE__ */ once<PostToConnection>(() =>
   createPostToConnection({
     endpoint: config().WEBSOCKET_API_ENDPOINT,
     region: config().AWS_REGION,
@@ -48,5 +59,14 @@ export const postToConnection = once<PostToConnection>(() =>
   }),
 );
 
+/** Starts the other shards of a split fan-out (fanout only). */
+export const startShards = /* @__PURE__ */ once(() =>
+  createShardInvoker({
+    functionName: process.env.AWS_LAMBDA_FUNCTION_NAME ?? `cablecar-${config().STAGE}-fanout`,
+    functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+    region: config().AWS_REGION,
+    endpoint: config().LAMBDA_ENDPOINT,
+  }),
+);
 /** Verifies tokens with the configured keys (the secret from Secrets Manager is cached inside). */
-export const verifyToken = once<VerifyToken>(() => createTokenVerifier(tokenVerifierOptions(tokenConfig())));
+export const verifyToken = /* @__PURE__ */ once<VerifyToken>(() => createTokenVerifier(tokenVerifierOptions(tokenConfig())));

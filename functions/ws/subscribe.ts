@@ -17,7 +17,7 @@ export const handler = wsRoute(async ({ connectionId, frame, authorizer }) => {
   requireChannelAccess(connectionClaims(authorizer), 'subscribe', channel);
   return subscribe(
     { connectionId, channel, after: request.after },
-    { connections: connections(), subscriptions: subscriptions(), messages: messages(), postToConnection: postToConnection() },
+    { connections: connections(), subscriptions: subscriptions(), messages: await messages(), postToConnection: postToConnection() },
     { replayLimit: config().REPLAY_LIMIT },
   );
 });

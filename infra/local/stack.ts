@@ -297,6 +297,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
             DYNAMODB_ENDPOINT: dynamodbUrl,
             WEBSOCKET_API_ENDPOINT: `http://127.0.0.1:${options.websocketPort}`,
             CABLECAR_ESBUILD_FOLDER: esbuildFolder,
+            // fanout starts a big channel's shards here (functions/lib/delivery/shardInvoker.ts)
+            LAMBDA_ENDPOINT: `http://127.0.0.1:${options.lambdaPort}`,
             // Tokens are verified with this secret here; JWT_SECRET_ARN set empty keeps serverless.yml
             // from resolving the stack's Secrets Manager secret (README, "Who may do what").
             CABLECAR_JWT_SECRET: jwtSecret,

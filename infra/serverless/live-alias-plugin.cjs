@@ -82,7 +82,11 @@ class LiveAliasPlugin {
     const stackName = this.provider.naming.getStackName();
     for (const [alarmId, spec] of Object.entries(alarms)) {
       if (resources[alarmId]) throw this.error(`${alarmId} is defined twice`);
-      const names = spec.functions === 'all' ? functions.map((f) => f.name) : spec.functions || [];
+      const except = spec.except || [];
+      for (const name of except) {
+        if (!functions.some((f) => f.name === name)) throw this.error(`custom.newVersionAlarms.${alarmId}.except: unknown function "${name}"`);
+      }
+      const names = (spec.functions === 'all' ? functions.map((f) => f.name) : spec.functions || []).filter((name) => !except.includes(name));
       const watched = names.map((name) => {
         const fn = functions.find((f) => f.name === name);
         if (!fn) throw this.error(`custom.newVersionAlarms.${alarmId}: unknown function "${name}"`);

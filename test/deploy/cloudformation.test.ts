@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_KEYS } from '../../infra/release/stageResources.js';
+import { zipEntries } from '../support/zipEntries.js';
 
 /**
  * What `serverless package --stage prod` generates for AWS, checked without credentials: every
@@ -29,10 +30,17 @@ const STAGE = 'prod';
 // The release command's list of a stage's functions: the template must hold exactly these.
 const FUNCTIONS: readonly string[] = FUNCTION_KEYS;
 
-async function packageStage(packageDir: string): Promise<void> {
+// What a stage that keeps its PostgreSQL settings in Secrets Manager passes (README, "Secrets").
+const DATABASE_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:cablecar-prod-db-AbCdEf';
+const DATABASE_HOST = 'cablecar-prod.proxy-abcdefghijkl.us-east-1.rds.amazonaws.com';
+const STAGE_PARAMS = { databaseSecretArn: DATABASE_SECRET_ARN, databaseHost: DATABASE_HOST };
+// In the deploying shell, as it was once the way to configure a stage: it must reach no function.
+const LOCAL_DATABASE_URL = 'postgres://cablecar:pa55word@db.invalid:5432/cablecar';
+
+async function packageStage(packageDir: string, params: Record<string, string>): Promise<void> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    DATABASE_URL: 'postgres://user:password@db.invalid:5432/cablecar',
+    DATABASE_URL: LOCAL_DATABASE_URL,
     SLS_TELEMETRY_DISABLED: '1',
     SLS_NOTIFICATIONS_MODE: 'off',
     // Packaging must not need an AWS account: nothing to find credentials with.
@@ -41,7 +49,8 @@ async function packageStage(packageDir: string): Promise<void> {
   };
   for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'WEBSOCKET_API_ENDPOINT', 'JWT_SECRET_ARN', 'CABLECAR_JWT_SECRET']) delete env[name];
   const cli = join(ROOT, 'node_modules', 'serverless', 'bin', 'serverless.js');
-  const child = spawn(process.execPath, [cli, 'package', '--stage', STAGE, '--package', packageDir], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const paramArgs = Object.entries(params).flatMap(([name, value]) => ['--param', `${name}=${value}`]);
+  const child = spawn(process.execPath, [cli, 'package', '--stage', STAGE, '--package', packageDir, ...paramArgs], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk) => (output += chunk));
   child.stderr.on('data', (chunk) => (output += chunk));
@@ -49,8 +58,33 @@ async function packageStage(packageDir: string): Promise<void> {
   if (code !== 0) throw new Error(`serverless package exited with ${code}:\n${output}`);
 }
 
-let packageDir: string;
+/** Each function's package: its files and contents (zipEntries). */
+type Packages = Map<string, Map<string, Buffer>>;
+
+/** The generated template of the prod stage, packaged with these stage parameters, and the packages. */
+async function packagedTemplate(params: Record<string, string>, packages?: Packages): Promise<Template> {
+  const packageDir = await mkdtemp(join(tmpdir(), 'cablecar-package-'));
+  try {
+    try {
+      await packageStage(packageDir, params);
+    } catch {
+      // The .esbuild folder is shared with anything else building at the same moment; a real
+      // failure fails again.
+      await packageStage(packageDir, params);
+    }
+    for (const file of packages ? await readdir(packageDir) : []) {
+      if (file.endsWith('.zip')) packages!.set(file.replace(/\.zip$/, ''), await zipEntries(join(packageDir, file)));
+    }
+    return JSON.parse(await readFile(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+  } finally {
+    await rm(packageDir, { recursive: true, force: true });
+  }
+}
+
 let template: Template;
+const packages: Packages = new Map();
+/** The same stage packaged without any of the optional parameters. */
+let bareTemplate: Template;
 let resources: Record<string, Resource>;
 
 const ofType = (type: string) => Object.entries(resources).filter(([, resource]) => resource.Type === type);
@@ -97,20 +131,10 @@ function liveFunction(name: string) {
 }
 
 beforeAll(async () => {
-  packageDir = await mkdtemp(join(tmpdir(), 'cablecar-package-'));
-  try {
-    await packageStage(packageDir);
-  } catch {
-    // The .esbuild folder is shared with anything else building at the same moment; a real
-    // failure fails again.
-    await packageStage(packageDir);
-  }
-  template = JSON.parse(await readFile(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+  // One after the other: both use the project's .esbuild folder.
+  template = await packagedTemplate(STAGE_PARAMS, packages);
+  bareTemplate = await packagedTemplate({});
   resources = template.Resources;
-});
-
-afterAll(async () => {
-  if (packageDir) await rm(packageDir, { recursive: true, force: true });
 });
 
 describe('functions behind the live alias', () => {
@@ -166,9 +190,20 @@ describe('functions behind the live alias', () => {
     const fanoutAlias = aliases[0]![0];
     expect(template.Outputs.FanoutLiveAliasArn?.Value).toEqual({ Ref: fanoutAlias });
     const invokes = statements().filter(({ statement }) => list(statement.Action).includes('lambda:InvokeFunction'));
-    // PostgreSQL, and the sweep that dispatches again as PostgreSQL does.
-    expect(invokes.map(({ owner }) => owner).sort()).toEqual(['RdsInvokeFanoutRole', 'SweepRole']);
-    for (const invoke of invokes) expect(list(invoke.statement.Resource)).toEqual([{ Ref: fanoutAlias }]);
+    // PostgreSQL, the sweep that dispatches again as PostgreSQL does, and fanout starting its shards.
+    expect(invokes.map(({ owner }) => owner).sort()).toEqual(['FanoutRole', 'RdsInvokeFanoutRole', 'SweepRole']);
+    for (const owner of ['RdsInvokeFanoutRole', 'SweepRole']) {
+      expect(list(invokes.find((invoke) => invoke.owner === owner)!.statement.Resource), owner).toEqual([{ Ref: fanoutAlias }]);
+    }
+  });
+
+  it('lets fanout start shards on its own versions only (never another function, never by reference)', () => {
+    const invokes = statements().filter(({ owner, statement }) => owner === 'FanoutRole' && list(statement.Action).includes('lambda:InvokeFunction'));
+    expect(invokes).toHaveLength(1);
+    expect(list(invokes[0]!.statement.Action)).toEqual(['lambda:InvokeFunction']);
+    expect(list(invokes[0]!.statement.Resource)).toEqual([
+      { 'Fn::Sub': `arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:cablecar-${STAGE}-fanout:*` },
+    ]);
     expect(resources.RdsInvokeFanoutRole!.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service).toBe('rds.amazonaws.com');
   });
 });
@@ -212,16 +247,17 @@ describe('releases', () => {
 
     const throttles = alarms.get('ThrottlesAlarm');
     const watched = throttles.Metrics.filter((query: Json) => query.MetricStat);
-    // Every function that serves clients; the scheduled ones (sweep, retention) just run again.
-    const serving = FUNCTIONS.filter((name) => !['sweep', 'retention'].includes(name));
-    expect(watched.map((query: Json) => query.MetricStat.Metric.MetricName)).toEqual(serving.map(() => 'Throttles'));
+    // Every function that serves clients but fanout, whose throttling is its reserved concurrency
+    // doing its job; not the scheduled sweep and retention either (a throttled run is the next run).
+    const throttled = FUNCTIONS.filter((name) => !['fanout', 'sweep', 'retention'].includes(name));
+    expect(watched.map((query: Json) => query.MetricStat.Metric.MetricName)).toEqual(throttled.map(() => 'Throttles'));
     const byId = (versions: Json[]) => versions.map((version) => version['Fn::GetAtt'][0]).sort();
-    expect(byId(watched.map((query: Json) => dimensions(query.MetricStat.Metric).ExecutedVersion))).toEqual(byId(serving.map(newVersion)));
+    expect(byId(watched.map((query: Json) => dimensions(query.MetricStat.Metric).ExecutedVersion))).toEqual(byId(throttled.map(newVersion)));
     expect(throttles.Metrics.filter((query: Json) => query.ReturnData)).toHaveLength(1);
 
     // The alarms must already follow the new version when CodeDeploy starts shifting.
     const { aliases } = liveFunction('fanout');
-    expect(aliases[0]![1].DependsOn).toEqual(expect.arrayContaining(['FanoutErrorsAlarm', 'ThrottlesAlarm']));
+    expect(aliases[0]![1].DependsOn).toEqual(['FanoutErrorsAlarm']);
     expect(liveFunction('publish').aliases[0]![1].DependsOn).toEqual(expect.arrayContaining(['ServerErrorsAlarm', 'ThrottlesAlarm']));
   });
 
@@ -306,14 +342,14 @@ describe('least privilege', () => {
     authorize: ['secretsmanager:GetSecretValue'],
     connect: ['dynamodb:PutItem'],
     disconnect: ['dynamodb:DeleteItem', 'dynamodb:Query'],
-    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'execute-api:ManageConnections'],
+    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'execute-api:ManageConnections', 'secretsmanager:GetSecretValue'],
     unsubscribe: ['dynamodb:DeleteItem'],
     default: [],
     publish: ['secretsmanager:GetSecretValue'],
     history: ['secretsmanager:GetSecretValue'],
-    fanout: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query', 'execute-api:ManageConnections', 'sqs:SendMessage'],
-    sweep: ['dynamodb:BatchGetItem', 'lambda:InvokeFunction'],
-    retention: [],
+    fanout: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query', 'execute-api:ManageConnections', 'lambda:InvokeFunction', 'sqs:SendMessage'],
+    sweep: ['dynamodb:BatchGetItem', 'lambda:InvokeFunction', 'secretsmanager:GetSecretValue'],
+    retention: ['secretsmanager:GetSecretValue'],
   };
 
   it.each(FUNCTIONS)('gives %s its own role with only what it uses', (name) => {
@@ -333,14 +369,14 @@ describe('least privilege', () => {
     for (const { statement } of rest) {
       const targets = list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]);
       const service = String(list(statement.Action)[0]).split(':')[0]!;
-      const owned: Record<string, string> = {
-        dynamodb: 'ConnectionsTable',
-        secretsmanager: 'JwtSecret',
-        'execute-api': 'WebsocketsApi',
-        sqs: 'FanoutFailuresQueue',
-        lambda: liveFunction('fanout').aliases[0]![0],
-      };
-      expect(targets).toContain(owned[service]);
+      // fanout's own versions are named, not referenced (see "lets fanout start shards ..."); the
+      // sweep's is fanout's live alias (see "lets PostgreSQL invoke the fanout alias only ...")
+      if (service === 'lambda') continue;
+      if (service === 'secretsmanager') {
+        // The token secret (a reference to it) or the database secret (the ARN the stage names), one per statement.
+        expect(list(statement.Resource)).toHaveLength(1);
+        expect(list(statement.Resource)[0] === DATABASE_SECRET_ARN || targets.includes('JwtSecret')).toBe(true);
+      } else expect(targets).toContain({ dynamodb: 'ConnectionsTable', sqs: 'FanoutFailuresQueue' }[service] ?? 'WebsocketsApi');
     }
   });
 });
@@ -390,12 +426,121 @@ describe('tokens', () => {
     }
   });
 
-  it('lets only the roles of authorize, publish and history read the token secret, and no other secret', () => {
-    const reads = statements().filter(({ statement }) => list(statement.Action).some((action: string) => action.startsWith('secretsmanager:')));
+  it('lets only the roles of authorize, publish and history read the token secret', () => {
+    const reads = statements().filter(({ statement }) => list(statement.Resource).some((resource) => referencedIds(resource).has('JwtSecret')));
     expect(reads.map(({ owner }) => owner).sort()).toEqual(['AuthorizeRole', 'HistoryRole', 'PublishRole']);
     for (const { owner, statement } of reads) {
       expect(list(statement.Action), owner).toEqual(['secretsmanager:GetSecretValue']);
       expect(list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]), owner).toEqual(['JwtSecret']);
     }
+  });
+});
+
+describe('small functions (README, "Small functions")', () => {
+  // Functions that post to sockets carry undici's HTTP/1.1 parser (two builds of llhttp as
+  // WebAssembly, 145 KB of the bundle); subscribe also carries pg for its replay.
+  const BUDGET_KB: Record<string, number> = { fanout: 400, subscribe: 460 };
+  const USES_POSTGRES = new Set(['publish', 'history', 'subscribe', 'sweep', 'retention']);
+  const POSTS = new Set(['fanout', 'subscribe']);
+
+  it.each(FUNCTIONS)('packages %s alone: one minified bundle within its budget, with only what it uses', (name) => {
+    const entries = packages.get(name)!;
+    const bundles = [...entries.keys()].filter((file) => file.endsWith('.cjs'));
+    expect(bundles).toHaveLength(1);
+    // nothing shipped beside the bundle but its source map (the SDK comes with the runtime)
+    expect([...entries.keys()].filter((file) => !file.endsWith('.cjs') && !file.endsWith('.cjs.map'))).toEqual([]);
+    const code = entries.get(bundles[0]!)!.toString('utf8');
+    expect(code.length / 1024, `${name}: ${(code.length / 1024).toFixed(0)} KB`).toBeLessThanOrEqual(BUDGET_KB[name] ?? 200);
+    // minified (long lines; a readable build averages ~40 characters a line), and no inline source
+    // map: maps are files, never read by Node
+    expect(code.length / code.split('\n').length).toBeGreaterThan(1000);
+    expect(code).not.toContain('sourceMappingURL=data:');
+    // pg's SCRAM authentication and undici's error codes mark those libraries
+    expect(code.includes('SCRAM-SHA-256'), `${name} bundles pg`).toBe(USES_POSTGRES.has(name));
+    expect(code.includes('UND_ERR_'), `${name} bundles undici`).toBe(POSTS.has(name));
+    expect(code).not.toMatch(/require\("@aws-sdk\/client-apigatewaymanagementapi"\)/);
+  });
+
+  it('runs without --enable-source-maps (source maps would cost at load and on every stack trace)', () => {
+    for (const [id, fn] of ofType('AWS::Lambda::Function')) {
+      expect(String(fn.Properties.Environment?.Variables?.NODE_OPTIONS ?? ''), id).not.toContain('source-maps');
+    }
+  });
+});
+
+describe('secrets and database settings', () => {
+  const DATABASE_FUNCTIONS = ['subscribe', 'publish', 'history', 'sweep', 'retention'];
+  const environmentOf = (from: Template, name: string): Record<string, Json> =>
+    Object.values(from.Resources).find((resource) => resource.Type === 'AWS::Lambda::Function' && resource.Properties.FunctionName === `cablecar-${STAGE}-${name}`)!
+      .Properties.Environment?.Variables ?? {};
+
+  it.each([
+    ['with', () => template],
+    ['without', () => bareTemplate],
+  ])('puts no password or secret in any function\'s environment (%s the database parameters)', (_label, from) => {
+    for (const name of FUNCTIONS) {
+      const environment = environmentOf(from(), name);
+      expect(Object.keys(environment).filter((key) => /PASSWORD|SECRET(?!_ARN$)|TOKEN|KEY/i.test(key)), name).toEqual([]);
+      const text = JSON.stringify(environment);
+      expect(text, name).not.toContain('pa55word');
+      expect(text, name).not.toMatch(/postgres(ql)?:\/\//);
+      expect(environment.DATABASE_URL, name).toBeUndefined();
+    }
+    // Nowhere in the template either.
+    expect(JSON.stringify(from())).not.toContain('pa55word');
+  });
+
+  it('gives the database settings to the functions that use PostgreSQL, and to no other', () => {
+    for (const name of FUNCTIONS) {
+      const database = Object.keys(environmentOf(template, name)).filter((key) => key.startsWith('DATABASE_') || key === 'NODE_EXTRA_CA_CERTS');
+      if (DATABASE_FUNCTIONS.includes(name)) expect(database.sort(), name).toEqual(['DATABASE_HOST', 'DATABASE_SECRET_ARN', 'NODE_EXTRA_CA_CERTS']);
+      else expect(database, name).toEqual([]);
+    }
+    expect(environmentOf(template, 'publish')).toMatchObject({ DATABASE_SECRET_ARN, DATABASE_HOST, NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem' });
+  });
+
+  it('lets only those functions\' roles read the database secret, that ARN only, when the stage has one', () => {
+    const reads = statements().filter(({ statement }) => list(statement.Resource).includes(DATABASE_SECRET_ARN) || list(statement.Action).some((action: string) => action.startsWith('kms:')));
+    expect(reads.map(({ owner }) => owner).sort()).toEqual(['HistoryRole', 'PublishRole', 'RetentionRole', 'SubscribeRole', 'SweepRole']);
+    for (const { statement } of reads) {
+      expect(list(statement.Action)).toEqual(['secretsmanager:GetSecretValue']);
+      expect(list(statement.Resource)).toEqual([DATABASE_SECRET_ARN]);
+    }
+    // The grant's condition holds with the parameter, and does not without it.
+    const holds = (from: Template) => {
+      const [left, right] = (from as Json).Conditions.HasDatabaseSecret['Fn::Not'][0]['Fn::Equals'];
+      return left !== right;
+    };
+    expect(holds(template)).toBe(true);
+    expect(holds(bareTemplate)).toBe(false);
+    expect(Object.keys(environmentOf(bareTemplate, 'publish')).filter((key) => key.startsWith('DATABASE_'))).toEqual([]);
+  });
+});
+
+describe('limits', () => {
+  it('throttles every route of both APIs\' stages, as the prod parameters say', () => {
+    expect(resources.HttpApiStage!.Properties.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: 1000, ThrottlingBurstLimit: 2000 });
+    expect(resources.WebsocketsDeploymentStage!.Properties.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: 1000, ThrottlingBurstLimit: 2000 });
+    expect(ofType('AWS::ApiGatewayV2::Stage')).toHaveLength(2);
+  });
+
+  it('reserves concurrency for fanout, and for no other function', () => {
+    const reserved = Object.fromEntries(
+      ofType('AWS::Lambda::Function')
+        .filter(([, fn]) => fn.Properties.ReservedConcurrentExecutions !== undefined)
+        .map(([, fn]) => [fn.Properties.FunctionName, fn.Properties.ReservedConcurrentExecutions]),
+    );
+    expect(reserved).toEqual({ [`cablecar-${STAGE}-fanout`]: 100 });
+  });
+
+  it('allows no cross-origin browser on prod unless configured, with the headers a browser client needs', () => {
+    const [[, api]] = ofType('AWS::ApiGatewayV2::Api').filter(([, a]) => a.Properties.ProtocolType === 'HTTP') as [[string, Resource]];
+    expect(api.Properties.CorsConfiguration).toEqual({
+      AllowOrigins: [],
+      AllowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'],
+      AllowMethods: ['GET', 'POST', 'OPTIONS'],
+      ExposeHeaders: ['Retry-After', 'Idempotent-Replayed'],
+      MaxAge: 600,
+    });
   });
 });

@@ -55,6 +55,23 @@ describe('over HTTP', () => {
     expect(await response.json()).toEqual({ error: { code, message: expect.any(String), retryable: false } });
   });
 
+  it('refuses data nested 2,000 levels deep with 400 invalid_body (the limit is 64)', async () => {
+    const response = await post('valid-channel', `{"data":${'['.repeat(2000)}${']'.repeat(2000)}}`);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({ error: { code: 'invalid_body', message: expect.stringContaining('64'), retryable: false } });
+  });
+
+  it.each([
+    ['text/plain', 'text/plain'],
+    ['a form', 'application/x-www-form-urlencoded'],
+    // (A body with no Content-Type at all is refused too on AWS, test/unit/publishing.test.ts;
+    // serverless-offline fills in application/json for it, so the local stack takes it as JSON.)
+  ])('refuses a JSON body sent as %s with 415 unsupported_media_type', async (_name, type) => {
+    const response = await post('valid-channel', '{"data":1}', type);
+    expect(response.status).toBe(415);
+    expect(await response.json()).toEqual({ error: { code: 'unsupported_media_type', message: expect.any(String), retryable: false } });
+  });
+
   it('refuses an oversize payload with 413', async () => {
     const { status, body } = await publish(running.stack, 'valid-channel', 'y'.repeat(200 * 1024));
     expect(status).toBe(413);

@@ -116,6 +116,30 @@ describe('publish and fan-out', () => {
   });
 });
 
+describe('browsers on another origin (CORS; the local stage allows any)', () => {
+  const origin = 'http://app.example.test';
+
+  it('answers a preflight for publish with the allowed headers and methods', async () => {
+    const response = await fetch(`${stack.httpUrl}/channels/room-cors/messages`, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,idempotency-key' },
+    });
+    expect(response.status).toBeLessThan(300);
+    expect(response.headers.get('access-control-allow-origin')).toBe(origin);
+    const allowed = (name: string) => (response.headers.get(name) ?? '').toLowerCase().split(/\s*,\s*/);
+    expect(allowed('access-control-allow-headers')).toEqual(expect.arrayContaining(['authorization', 'content-type', 'idempotency-key']));
+    expect(allowed('access-control-allow-methods')).toEqual(expect.arrayContaining(['get', 'post']));
+  });
+
+  it('lets the page read Retry-After and Idempotent-Replayed from an answer', async () => {
+    const response = await publish(stack, 'room-cors', 1, { origin, 'idempotency-key': 'cors-1' });
+    expect(response.status).toBe(202);
+    expect(response.headers.get('access-control-allow-origin')).toBe(origin);
+    // (serverless-offline may list them twice)
+    expect(new Set((response.headers.get('access-control-expose-headers') ?? '').toLowerCase().split(','))).toEqual(new Set(['retry-after', 'idempotent-replayed']));
+  });
+});
+
 describe('connections that go away', () => {
   it('keeps delivering to the others when a client drops abruptly', async () => {
     const stays = await connect();

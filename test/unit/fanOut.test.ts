@@ -92,7 +92,7 @@ describe('fanOut with a recording postToConnection (stands in for API Gateway)',
     const { post, posts } = recordingPostToConnection();
     const result = await fanOut(messageOn('deliver'), deps(post), { concurrency: 3, pageSize: 2 });
 
-    expect(result).toEqual({ delivered: 5, gone: 0, failed: 0 });
+    expect(result).toEqual({ delivered: 5, gone: 0, failed: 0, throttled: 0 });
     expect(posts.map((p) => p.connectionId).sort()).toEqual(live);
     const expected =
       '{"type":"message","channel":"deliver","seq":7,"id":"0b6f9a1e-3c1d-4f7e-9a55-2f1c7d0e8b42",' +
@@ -102,7 +102,7 @@ describe('fanOut with a recording postToConnection (stands in for API Gateway)',
 
   it('posts nothing for a channel without subscribers', async () => {
     const { post, posts } = recordingPostToConnection();
-    expect(await fanOut(messageOn('deserted'), deps(post), { concurrency: 5, pageSize: 10 })).toEqual({ delivered: 0, gone: 0, failed: 0 });
+    expect(await fanOut(messageOn('deserted'), deps(post), { concurrency: 5, pageSize: 10 })).toEqual({ delivered: 0, gone: 0, failed: 0, throttled: 0 });
     expect(posts).toEqual([]);
   });
 
@@ -114,7 +114,7 @@ describe('fanOut with a recording postToConnection (stands in for API Gateway)',
     const { post, posts } = recordingPostToConnection((id) => (id === 'g2' ? 'gone' : 'delivered'));
     const result = await fanOut(messageOn('gone'), deps(post), { concurrency: 2, pageSize: 3 });
 
-    expect(result).toEqual({ delivered: 3, gone: 1, failed: 0 });
+    expect(result).toEqual({ delivered: 3, gone: 1, failed: 0, throttled: 0 });
     expect(posts.map((p) => p.connectionId).sort()).toEqual(['g1', 'g2', 'g3', 'g4']);
     expect(await connections.get('g2')).toBeUndefined();
     expect(await subscriberIds('gone')).toEqual(['g1', 'g3', 'g4']);
@@ -130,23 +130,43 @@ describe('fanOut with a recording postToConnection (stands in for API Gateway)',
     });
     const result = await fanOut(messageOn('retry'), deps(post), { concurrency: 2, pageSize: 10, maxAttempts: 5, backoffBaseMs: 1 });
 
-    expect(result).toEqual({ delivered: 2, gone: 0, failed: 0 });
+    expect(result).toEqual({ delivered: 2, gone: 0, failed: 0, throttled: 1 });
     expect(attempts.get('r-flaky')).toBe(3);
     expect(attempts.get('r-fine')).toBe(1);
   });
 
-  it('counts a post as failed after maxAttempts retryable failures, keeps the connection, and delivers to the others', async () => {
-    await connectAndSubscribe('exhaust', ['x-throttled', 'x-ok']);
+  it('counts a post as failed after maxAttempts 5xx failures, keeps the connection, and delivers to the others', async () => {
+    await connectAndSubscribe('exhaust', ['x-broken', 'x-ok']);
     const { post, attempts } = recordingPostToConnection((id) => {
-      if (id === 'x-throttled') throw new RetryablePostError(429);
+      if (id === 'x-broken') throw new RetryablePostError(503);
       return 'delivered';
     });
     const result = await fanOut(messageOn('exhaust'), deps(post), { concurrency: 2, pageSize: 10, maxAttempts: 3, backoffBaseMs: 1 });
 
-    expect(result).toEqual({ delivered: 1, gone: 0, failed: 1 });
-    expect(attempts.get('x-throttled')).toBe(3);
-    // Throttling is not "gone": the subscriber stays and fills the gap from history.
-    expect(await subscriberIds('exhaust')).toEqual(['x-ok', 'x-throttled']);
+    expect(result).toEqual({ delivered: 1, gone: 0, failed: 1, throttled: 0 });
+    expect(attempts.get('x-broken')).toBe(3);
+    // A failing gateway is not "gone": the subscriber stays and fills the gap from history.
+    expect(await subscriberIds('exhaust')).toEqual(['x-broken', 'x-ok']);
+  });
+
+  it('keeps retrying a throttled post past maxAttempts (throttling means later, not never), then gives up after throttledRetryMs', async () => {
+    await connectAndSubscribe('throttled', ['t-slow', 't-never']);
+    const { post, attempts } = recordingPostToConnection((id, attempt) => {
+      if (id === 't-never' || attempt < 8) throw new RetryablePostError(429);
+      return 'delivered';
+    });
+    const result = await fanOut(messageOn('throttled'), deps(post), {
+      concurrency: 2,
+      pageSize: 10,
+      maxAttempts: 3,
+      backoffBaseMs: 1,
+      throttledRetryMs: 300,
+    });
+    expect(attempts.get('t-slow')).toBe(8);
+    expect(result.delivered).toBe(1);
+    expect(result.failed).toBe(1);
+    expect(result.throttled).toBe(7 + attempts.get('t-never')!);
+    expect(attempts.get('t-never')).toBeGreaterThan(3);
   });
 
   it('does not retry an error that is not retryable', async () => {
@@ -156,7 +176,7 @@ describe('fanOut with a recording postToConnection (stands in for API Gateway)',
       return 'delivered';
     });
     const result = await fanOut(messageOn('no-retry'), deps(post), { concurrency: 2, pageSize: 10, maxAttempts: 5, backoffBaseMs: 1 });
-    expect(result).toEqual({ delivered: 1, gone: 0, failed: 1 });
+    expect(result).toEqual({ delivered: 1, gone: 0, failed: 1, throttled: 0 });
     expect(attempts.get('n-bad')).toBe(1);
   });
 
@@ -174,7 +194,7 @@ describe('fanOut with a recording postToConnection (stands in for API Gateway)',
     });
     const result = await fanOut(messageOn('bounded'), deps(post), { concurrency: 3, pageSize: 8 });
 
-    expect(result).toEqual({ delivered: 20, gone: 0, failed: 0 });
+    expect(result).toEqual({ delivered: 20, gone: 0, failed: 0, throttled: 0 });
     expect(posts.map((p) => p.connectionId).sort()).toEqual(ids);
     expect(maxInFlight).toBe(3);
   });
@@ -193,7 +213,7 @@ describe('fanOut with a recording postToConnection (stands in for API Gateway)',
       return 'delivered' as const;
     });
     const result = await fanOut(messageOn('bounded-retry'), deps(post), { concurrency: 2, pageSize: 10, backoffBaseMs: 1 });
-    expect(result).toEqual({ delivered: 6, gone: 0, failed: 0 });
+    expect(result).toEqual({ delivered: 6, gone: 0, failed: 0, throttled: 6 });
     expect([...attempts.values()]).toEqual([2, 2, 2, 2, 2, 2]);
     expect(maxInFlight).toBeLessThanOrEqual(2);
   });

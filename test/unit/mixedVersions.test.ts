@@ -4,7 +4,7 @@ import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionStore } from '../../functions/lib/stores/connectionStore.js';
-import { DISPATCH_EVENT_VERSION, parseDispatchEvent } from '../../functions/lib/protocol/dispatchEvent.js';
+import { DISPATCH_EVENT_VERSION, parseDispatchEvent, parseFanoutEvent, shardEvent } from '../../functions/lib/protocol/dispatchEvent.js';
 import { channelKey, connectionKey, nowSeconds } from '../../functions/lib/stores/dynamoTable.js';
 import { fanOut } from '../../functions/lib/delivery/fanOut.js';
 import { messageStore } from '../../functions/lib/stores/messageStore.js';
@@ -19,8 +19,8 @@ import { startDynamo, startPostgres, type TestDynamo, type TestPostgres } from '
  * test/fixtures/v1 holds what version 1 writes and the rules a version-1 reader applies; these
  * tests hold the current code to both directions of that contract.
  */
-const fixture = async (name: string) =>
-  JSON.parse(await readFile(join(import.meta.dirname, '..', 'fixtures', 'v1', name), 'utf8')) as Record<string, any>;
+const fixture = async (name: string, version = 'v1') =>
+  JSON.parse(await readFile(join(import.meta.dirname, '..', 'fixtures', version, name), 'utf8')) as Record<string, any>;
 
 let dynamo: TestDynamo;
 let postgres: TestPostgres;
@@ -76,8 +76,17 @@ describe('the current code reads what version 1 wrote', () => {
     );
 
     expect(message.channel).toBe(subscription.channel);
-    expect(result).toEqual({ delivered: 1, gone: 0, failed: 0 });
+    expect(result).toEqual({ delivered: 1, gone: 0, failed: 0, throttled: 0 });
     expect(posted.map(([id]) => id)).toEqual([connection.connectionId]);
+
+    // A split fan-out reads the same items: exactly one of the shards holds the version-1 subscription.
+    const perShard = [];
+    for (let index = 0; index < 8; index++) {
+      const ids = [];
+      for await (const page of subscriptionStore(dynamo.tableRef).subscriberPages(subscription.channel, 10, { index, count: 8 })) ids.push(...page);
+      perShard.push(...ids);
+    }
+    expect(perShard).toEqual([connection.connectionId]);
     expect(JSON.parse(posted[0]![1])).toEqual({ type: 'message', ...(await fixture('dispatch-event.json')).message });
   });
 
@@ -87,6 +96,15 @@ describe('the current code reads what version 1 wrote', () => {
     const later = { ...v1, v: 2, trace: 'abc', message: { ...v1.message, priority: 'high' } };
     expect(parseDispatchEvent(later).message).toMatchObject(v1.message);
     expect(() => parseDispatchEvent({ ...v1, message: { ...v1.message, seq: 'x' } })).toThrow(/not a dispatch event/);
+    const { data: _data, ...withoutData } = v1.message;
+    expect(() => parseDispatchEvent({ ...v1, message: withoutData })).toThrow(/data is required/);
+    expect(parseDispatchEvent({ ...v1, message: { ...v1.message, data: null } }).message.data).toBeNull();
+  });
+
+  it('reads an event whose data is nested far deeper than zod or JSON.stringify could recurse (a SQL publisher can store that)', async () => {
+    const v1 = await fixture('dispatch-event.json');
+    const data = JSON.parse('['.repeat(20_000) + ']'.repeat(20_000));
+    expect(parseDispatchEvent({ ...v1, message: { ...v1.message, data } }).message.data).toBe(data);
   });
 });
 
@@ -127,5 +145,32 @@ describe('what the current code writes, version 1 can read', () => {
     } finally {
       await pool.end();
     }
+  });
+});
+
+describe('version 2: the shard event of a split fan-out (test/fixtures/v2)', () => {
+  it('is read by the current code as one shard of the message, also with fields a later version adds', async () => {
+    const event = await fixture('shard-event.json', 'v2');
+    expect(parseFanoutEvent(event)).toEqual({ kind: 'shard', message: event.shardOf, shard: { index: 3, count: 8 } });
+    const later = { ...event, v: 3, trace: 'abc', shardOf: { ...event.shardOf, priority: 'high' } };
+    expect(parseFanoutEvent(later)).toMatchObject({ kind: 'shard', shard: { index: 3, count: 8 } });
+    expect(() => parseFanoutEvent({ ...event, shard: { index: 8, count: 8 } })).toThrow(/not a shard event/);
+    expect(() => parseFanoutEvent({ ...event, shard: undefined })).toThrow(/not a shard event/);
+  });
+
+  it('is what the current code writes', async () => {
+    const event = await fixture('shard-event.json', 'v2');
+    expect(JSON.parse(JSON.stringify(shardEvent(event.shardOf, event.shard)))).toEqual(event);
+  });
+
+  it('is refused by version 1 (it carries no `message`), so a version-1 fanout never delivers a shard as a whole channel', async () => {
+    const event = await fixture('shard-event.json', 'v2');
+    expect(v1Rules.dispatchEvent.safeParse(event).success).toBe(false);
+    expect(() => parseDispatchEvent(event)).toThrow(/not a dispatch event/);
+  });
+
+  it('leaves the version-1 dispatch event a whole-channel dispatch', async () => {
+    const v1 = await fixture('dispatch-event.json');
+    expect(parseFanoutEvent(v1)).toEqual({ kind: 'dispatch', message: v1.message });
   });
 });

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../functions/lib/stores/database.js';
 import { CablecarError } from '../../functions/lib/protocol/errors.js';
 import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
-import { MAX_OUTBOUND_FRAME_BYTES, messageFrame, outboundFrameBytes } from '../../functions/lib/protocol/protocol.js';
-import { parseIdempotencyKey, parsePublishBody, publish } from '../../functions/lib/channels/publishing.js';
+import { jsonNestingDepth, MAX_DATA_DEPTH, MAX_OUTBOUND_FRAME_BYTES, messageFrame, outboundFrameBytes } from '../../functions/lib/protocol/protocol.js';
+import { parseIdempotencyKey, parsePublishBody, publish, requireJsonContentType } from '../../functions/lib/channels/publishing.js';
 import { migrate } from '../../infra/migrate.js';
 import { startPostgres, type TestPostgres } from '../support/databases.js';
 import { thrownCablecarError, rejectedCablecarError } from '../support/cablecarErrors.js';
@@ -78,6 +78,59 @@ describe('parsePublishBody', () => {
     const error = thrownCablecarError(() => parsePublishBody(body));
     expect(error.code).toBe('invalid_body');
     expect(error.httpStatus).toBe(400);
+  });
+});
+
+/** `data` as a JSON text nested `depth` levels deep: arrays and objects in turn, with a bracket in a string at the bottom. */
+const nested = (depth: number) => {
+  let text = '"] not a bracket ["';
+  for (let level = 0; level < depth; level++) text = level % 2 ? `{"k":${text}}` : `[${text}]`;
+  return text;
+};
+
+describe('nesting', () => {
+  it.each([
+    ['a scalar', '1', 0],
+    ['an empty array', '[]', 1],
+    ['brackets inside strings', '["[[[{{{", {"a":"]]]\\"}]', 2],
+    ['an escaped quote before a bracket in a string', '["\\"[["]', 1],
+    ['siblings', '[[1],[2],{"a":[3]}]', 3],
+  ])('measures %s without parsing', (_label, text, depth) => {
+    expect(jsonNestingDepth(text)).toBe(depth);
+  });
+
+  it(`accepts data nested ${MAX_DATA_DEPTH} levels, and publishes and reads it back unchanged`, async () => {
+    const text = nested(MAX_DATA_DEPTH);
+    expect(jsonNestingDepth(text)).toBe(MAX_DATA_DEPTH);
+    const { data } = parsePublishBody(`{"data":${text}}`);
+    const published = await publish({ channel: 'nesting-ok', data }, store);
+    const [message] = (await store.history('nesting-ok', published.seq - 1, 1)).messages;
+    expect(JSON.stringify(message!.data)).toBe(text);
+  });
+
+  it.each([MAX_DATA_DEPTH + 1, 2_000, 100_000])('refuses data nested %i levels with invalid_body (400), before parsing it', (depth) => {
+    const error = thrownCablecarError(() => parsePublishBody(`{"data":${nested(depth)}}`));
+    expect(error).toMatchObject({ code: 'invalid_body', httpStatus: 400 });
+    expect(error.message).toContain(String(MAX_DATA_DEPTH));
+  });
+});
+
+describe('requireJsonContentType', () => {
+  it.each(['application/json', 'Application/JSON', 'application/json; charset=utf-8', 'application/json;charset="UTF-8"'])('accepts %s', (type) => {
+    expect(() => requireJsonContentType(type)).not.toThrow();
+  });
+
+  it.each([
+    ['missing', undefined],
+    ['empty', ''],
+    ['text/plain', 'text/plain'],
+    ['a form', 'application/x-www-form-urlencoded'],
+    ['multipart', 'multipart/form-data; boundary=x'],
+    ['JSON in another charset', 'application/json; charset=latin1'],
+    ['a JSON look-alike', 'application/jsonp'],
+  ])('refuses a content type that is %s with unsupported_media_type (415)', (_label, type) => {
+    const error = thrownCablecarError(() => requireJsonContentType(type));
+    expect(error).toMatchObject({ code: 'unsupported_media_type', httpStatus: 415, retryable: false });
   });
 });
 
@@ -167,6 +220,13 @@ describe('publish', () => {
     const page = await store.history('publish-idem', 0, 10);
     expect(page.messages).toHaveLength(1);
     expect(JSON.stringify(page.messages[0]!.data)).toBe('{"b":[1,{"y":2,"x":1}],"a":null}');
+  });
+
+  it('answers invalid_body (400) when PostgreSQL refuses the data itself, and stores nothing', async () => {
+    // A store standing in for PostgreSQL's refusal of a value: SQLSTATE class 22 is a data exception.
+    const refusing = { ...store, publish: async () => Promise.reject(Object.assign(new Error('invalid input syntax for type json'), { code: '22P02' })) };
+    const error = await rejectedCablecarError(publish({ channel: 'publish-refused', data: 'x' }, refusing));
+    expect(error).toMatchObject({ code: 'invalid_body', httpStatus: 400, retryable: false });
   });
 
   it('stores a "__proto__" key of the data like any other key', async () => {

@@ -1,12 +1,33 @@
-import { z } from 'zod';
+import * as z from '../validation.js';
 import { CablecarError } from '../protocol/errors.js';
 import type { MessageStore, PublishedMessage } from '../stores/messageStore.js';
+import { jsonNestingDepth, MAX_DATA_DEPTH } from '../protocol/protocol.js';
 
-const publishBody = z.object({ data: z.json() }).strict();
-const idempotencyKey = z.string().min(1).max(200);
+const publishBody = z.strictObject({ data: z.json() });
+const idempotencyKey = z.string().check(z.minLength(1), z.maxLength(200));
 
-/** Parses a publish request's body: `{"data": <any JSON>}`. */
+/**
+ * A publish body is JSON, said so by its Content-Type (`application/json`, optionally with
+ * `charset=utf-8`): a form post or a text body is refused before it is read, whatever it holds.
+ */
+export function requireJsonContentType(contentType: string | undefined): void {
+  const [mediaType = '', ...parameters] = (contentType ?? '').toLowerCase().split(';').map((part) => part.trim());
+  const charset = parameters.find((parameter) => parameter.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+  if (mediaType !== 'application/json' || (charset !== undefined && charset !== 'utf-8')) {
+    throw new CablecarError(
+      'unsupported_media_type',
+      `the body must be sent as Content-Type: application/json (UTF-8), not ${contentType ? `"${contentType.slice(0, 100)}"` : 'without one'}`,
+    );
+  }
+}
+
+/** Parses a publish request's body: `{"data": <any JSON>}`, with data nested at most MAX_DATA_DEPTH deep. */
 export function parsePublishBody(body: string | undefined): { data: unknown } {
+  // Measured on the text, before anything recursive (zod, JSON.stringify) touches the value;
+  // the body's own object is one level.
+  if (jsonNestingDepth(body ?? '') > MAX_DATA_DEPTH + 1) {
+    throw new CablecarError('invalid_body', `data may nest arrays and objects at most ${MAX_DATA_DEPTH} levels deep`);
+  }
   let value: unknown;
   try {
     value = JSON.parse(body ?? '');
@@ -38,5 +59,15 @@ export async function publish(
   { channel, data, idempotencyKey }: { channel: string; data: unknown; idempotencyKey?: string },
   messages: MessageStore,
 ): Promise<PublishedMessage & { duplicate: boolean }> {
-  return messages.publish(channel, JSON.stringify(data), idempotencyKey);
+  try {
+    return await messages.publish(channel, JSON.stringify(data), idempotencyKey);
+  } catch (error) {
+    // PostgreSQL refusing the value itself (class 22, data exception, e.g. a text it cannot store;
+    // 54001, nesting beyond its stack) is the body's fault, not the server's: nothing was stored.
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && (code.startsWith('22') || code === '54001')) {
+      throw new CablecarError('invalid_body', 'PostgreSQL cannot store this data as JSON; nothing was stored', 400, { cause: error });
+    }
+    throw error;
+  }
 }

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'invalid_body'
   | 'invalid_query'
   | 'payload_too_large'
+  | 'unsupported_media_type'
   | 'idempotency_key_reused'
   | 'not_connected'
   | 'unauthorized'
@@ -19,13 +20,27 @@ export type ErrorCode =
   | 'unavailable'
   | 'internal_error';
 
+/** The HTTP status of each code that is not a plain 400 (the default of the constructor). */
+export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  unauthorized: 401,
+  token_expired: 401,
+  forbidden: 403,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  // The key names a message that was published with another body (decided in SQL, issue 10).
+  idempotency_key_reused: 422,
+  not_connected: 410,
+  unavailable: 503,
+  internal_error: 500,
+};
+
 export class CablecarError extends Error {
   override readonly name = 'CablecarError';
 
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly httpStatus: number = 400,
+    readonly httpStatus: number = HTTP_STATUS[code] ?? 400,
     options?: { cause?: unknown; channel?: string },
   ) {
     super(message, options);

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from '../validation.js';
 import { CablecarError, type ErrorCode } from './errors.js';
 
 /**
@@ -8,6 +8,35 @@ import { CablecarError, type ErrorCode } from './errors.js';
 
 /** API Gateway's cap on one WebSocket message; a bigger one closes the socket with 1009. */
 export const MAX_OUTBOUND_FRAME_BYTES = 128 * 1024;
+/**
+ * How deep published `data` may nest (an array or object inside another counts one level). Real
+ * payloads stay far below; the limit exists because serializing and validating JSON is recursive
+ * (zod's z.json() overflows the stack near 2,000 levels, JSON.stringify near 5,000), so deeper data
+ * is refused as the client's mistake before anything recursive sees it.
+ */
+export const MAX_DATA_DEPTH = 64;
+
+/**
+ * The deepest nesting of arrays and objects in a JSON text, found without parsing it (a loop, no
+ * recursion, so any depth is safe to measure). Brackets inside strings do not count. Invalid JSON
+ * gets a number too; the parser refuses it afterwards.
+ */
+export function jsonNestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text.charCodeAt(i);
+    if (inString) {
+      if (char === 0x5c /* \ */) i++;
+      else if (char === 0x22 /* " */) inString = false;
+    } else if (char === 0x22) inString = true;
+    else if (char === 0x5b /* [ */ || char === 0x7b /* { */) deepest = Math.max(deepest, ++depth);
+    else if (char === 0x5d /* ] */ || char === 0x7d /* } */) depth--;
+  }
+  return deepest;
+}
+
 /** Client frames are small commands; anything bigger is refused before it is parsed. */
 export const MAX_INBOUND_FRAME_BYTES = 4 * 1024;
 
@@ -18,12 +47,12 @@ export const MAX_INBOUND_FRAME_BYTES = 4 * 1024;
  */
 export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
-const channelName = z
-  .string({ error: 'channel is required and must be a string' })
-  .regex(
+const channelName = z.string({ error: 'channel is required and must be a string' }).check(
+  z.regex(
     CHANNEL_NAME_PATTERN,
     'channel must be 1-128 characters of letters, digits, "_", "-", ".", ":", starting with a letter or digit',
-  );
+  ),
+);
 
 export function parseChannel(value: unknown): string {
   const parsed = channelName.safeParse(value);
@@ -33,12 +62,12 @@ export function parseChannel(value: unknown): string {
   return parsed.data;
 }
 
-const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const seq = z.int().check(z.gte(0), z.lte(Number.MAX_SAFE_INTEGER));
 
 export const subscribeFrame = z.strictObject({
   action: z.literal('subscribe'),
   channel: z.unknown(),
-  after: seq.optional(),
+  after: z.optional(seq),
 });
 export const unsubscribeFrame = z.strictObject({ action: z.literal('unsubscribe'), channel: z.unknown() });
 export const pingFrame = z.strictObject({ action: z.literal('ping') });
@@ -94,7 +123,7 @@ export function parseClientFrame(body: string | undefined | null): Record<string
 }
 
 /** Validates a parsed frame against one action's schema; an unknown action gets its own code. */
-export function parseAction<T extends z.ZodType>(schema: T, frame: Record<string, unknown>): z.infer<T> {
+export function parseAction<T extends z.ZodMiniType>(schema: T, frame: Record<string, unknown>): z.infer<T> {
   const parsed = schema.safeParse(frame);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

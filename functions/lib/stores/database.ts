@@ -1,16 +1,16 @@
 import pg from 'pg';
 import { databaseUnavailable } from '../protocol/errors.js';
 import { logger } from '../logger.js';
+import type { DatabaseSettings } from './databaseSettings.js';
 
-export interface DatabaseOptions {
-  connectionString: string;
+export interface DatabaseOptions extends DatabaseSettings {
   max?: number;
   connectTimeoutMs?: number;
 }
 
 /** A small pool: each Lambda container serves one request at a time. */
-export function createPool({ connectionString, max = 2, connectTimeoutMs = 3000 }: DatabaseOptions): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: connectTimeoutMs, idleTimeoutMillis: 30_000 });
+export function createPool({ max = 2, connectTimeoutMs = 3000, ...settings }: DatabaseOptions): pg.Pool {
+  const pool = new pg.Pool({ ...settings, max, connectionTimeoutMillis: connectTimeoutMs, idleTimeoutMillis: 30_000 });
   // An idle client whose server went away emits here; without a listener the process would crash.
   // (The error object holds the whole client; its message and SQLSTATE say all that matters.)
   pool.on('error', (error) =>

@@ -1,6 +1,53 @@
 import { DeleteCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { ITEM_SCHEMA_VERSION, channelKey, connectionIdOf, connectionKey, isLive, nowSeconds, type TableRef } from './dynamoTable.js';
 
+/**
+ * One of `count` parts of a channel's subscriptions, for parallel fan-out workers. A shard is a
+ * range of the subscription items' sort key (CONN#<connection id>), split on the id's first
+ * character, so the items themselves are the same as before sharding (a version-1 fanout reads them
+ * all as it always did) and every subscription falls in exactly one shard whatever its id.
+ *
+ * API Gateway's connection ids are base64-like ("Ja8dRfHBoAMCE5Q="), so the boundaries split the
+ * base64 alphabet evenly; ids from another alphabet (serverless-offline's UUIDs) are still covered,
+ * only less evenly spread. Why not one partition key per shard: README, "Fan-out at scale".
+ */
+export interface SubscriberShard {
+  index: number;
+  count: number;
+}
+
+/** Base64's characters in the byte order DynamoDB compares strings in. */
+const ID_ALPHABET = '+/0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+export const MAX_SUBSCRIBER_SHARDS = ID_ALPHABET.length;
+
+/**
+ * The shard's sort-key bounds: from `lower` (inclusive) to `upper` (exclusive); the first shard has
+ * no lower bound and the last no upper one, so together they hold every key.
+ */
+export function shardBounds({ index, count }: SubscriberShard): { lower?: string; upper?: string } {
+  if (!Number.isInteger(count) || count < 1 || count > MAX_SUBSCRIBER_SHARDS || !Number.isInteger(index) || index < 0 || index >= count) {
+    throw new RangeError(`no shard ${index} of ${count} (1 to ${MAX_SUBSCRIBER_SHARDS} shards)`);
+  }
+  const boundary = (i: number) => connectionKey(ID_ALPHABET[Math.floor((i * ID_ALPHABET.length) / count)]!);
+  return { lower: index === 0 ? undefined : boundary(index), upper: index === count - 1 ? undefined : boundary(index + 1) };
+}
+
+/** The key condition of a query of one shard (DynamoDB allows one condition on the sort key). */
+function shardCondition(shard: SubscriberShard | undefined): { condition: string; values: Record<string, string>; upper?: string } {
+  const { lower, upper } = shard ? shardBounds(shard) : {};
+  if (lower && upper) return { condition: ' AND sk BETWEEN :lower AND :upper', values: { ':lower': lower, ':upper': upper }, upper };
+  if (lower) return { condition: ' AND sk >= :lower', values: { ':lower': lower } };
+  if (upper) return { condition: ' AND sk < :upper', values: { ':upper': upper } };
+  return { condition: '', values: {} };
+}
+
+/**
+ * What fan-out reads of a subscription: the key (the connection id) and the expiry. Read units are
+ * the same either way, but unmarshalling two attributes instead of all is most of a fan-out's CPU
+ * besides posting (`ttl` is a reserved word, hence the name placeholder).
+ */
+const SUBSCRIBER_PROJECTION = { ProjectionExpression: 'sk, #ttl', ExpressionAttributeNames: { '#ttl': 'ttl' } };
+
 /** Which connections listen to which channel. */
 export function subscriptionStore({ client, tableName }: TableRef) {
   return {
@@ -29,26 +76,52 @@ export function subscriptionStore({ client, tableName }: TableRef) {
     },
 
     /**
-     * The channel's live subscribers, one page of connection ids at a time, so a channel of any size
-     * is read with bounded memory.
+     * The channel's live subscribers (or one shard's), one page of connection ids at a time, so a
+     * channel of any size is read with bounded memory.
      */
-    async *subscriberPages(channel: string, pageSize: number): AsyncGenerator<string[]> {
+    async *subscriberPages(channel: string, pageSize: number, shard?: SubscriberShard): AsyncGenerator<string[]> {
+      const range = shardCondition(shard);
       let startKey: Record<string, unknown> | undefined;
       do {
         const page = await client.send(
           new QueryCommand({
             TableName: tableName,
-            KeyConditionExpression: 'pk = :pk',
-            ExpressionAttributeValues: { ':pk': channelKey(channel) },
+            KeyConditionExpression: `pk = :pk${range.condition}`,
+            ExpressionAttributeValues: { ':pk': channelKey(channel), ...range.values },
+            ...SUBSCRIBER_PROJECTION,
             Limit: pageSize,
             ExclusiveStartKey: startKey,
           }),
         );
         const now = nowSeconds();
-        const ids = (page.Items ?? []).filter((item) => isLive(item, now)).map((item) => connectionIdOf(String(item.sk)));
+        const ids = (page.Items ?? [])
+          // BETWEEN includes its upper bound, which belongs to the next shard.
+          .filter((item) => isLive(item, now) && item.sk !== range.upper)
+          .map((item) => connectionIdOf(String(item.sk)));
         if (ids.length > 0) yield ids;
         startKey = page.LastEvaluatedKey;
       } while (startKey);
+    },
+
+    /**
+     * Up to `limit` of the channel's live subscribers in one query, and whether that was all of
+     * them: fan-out delivers a small channel from this one read and splits a big one into shards.
+     */
+    async subscribersUpTo(channel: string, limit: number): Promise<{ ids: string[]; complete: boolean }> {
+      // limit + 1: a query that stops at its Limit reports more to read even when there is none.
+      const page = await client.send(
+        new QueryCommand({
+          TableName: tableName,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': channelKey(channel) },
+          Limit: limit + 1,
+          ...SUBSCRIBER_PROJECTION,
+        }),
+      );
+      const items = page.Items ?? [];
+      const now = nowSeconds();
+      const ids = items.filter((item) => isLive(item, now)).map((item) => connectionIdOf(String(item.sk)));
+      return { ids, complete: page.LastEvaluatedKey === undefined && items.length <= limit };
     },
   };
 }

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from '../validation.js';
 import { channelPatternList } from './channelPatterns.js';
 import type { TokenClaims } from './tokenClaims.js';
 
@@ -16,19 +16,25 @@ export const toAuthorizerContext = (claims: TokenClaims): AuthorizerContext => (
   publish: JSON.stringify(claims.publish),
 });
 
-const patternsJson = z.string().transform((text, ctx) => {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    ctx.addIssue({ code: 'custom', message: 'not JSON' });
-    return z.NEVER;
-  }
-}).pipe(channelPatternList);
+// Text that is not JSON becomes undefined, which the pattern list then refuses.
+const patternsJson = z.pipe(
+  z.pipe(
+    z.string(),
+    z.transform((text: string): unknown => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        return undefined;
+      }
+    }),
+  ),
+  channelPatternList,
+);
 
 // Values may come back as strings (serverless-offline stringifies every one), hence the coercion.
 const authorizerContextSchema = z.looseObject({
-  sub: z.string().min(1),
-  exp: z.coerce.number().int(),
+  sub: z.string().check(z.minLength(1)),
+  exp: z.pipe(z.coerce.number(), z.int()),
   subscribe: patternsJson,
   publish: patternsJson,
 });

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from '../validation.js';
 
 /**
  * Channel patterns, as tokens grant them: a channel name in which `*` matches any run of characters
@@ -13,10 +13,8 @@ export const CHANNEL_PATTERN_PATTERN = /^[A-Za-z0-9_.:*-]{1,128}$/;
 export const MAX_PATTERNS_PER_LIST = 64;
 
 export const channelPatternList = z
-  .array(
-    z.string().regex(CHANNEL_PATTERN_PATTERN, 'a channel pattern is 1-128 characters of letters, digits, "_-.:" and "*"'),
-  )
-  .max(MAX_PATTERNS_PER_LIST, `at most ${MAX_PATTERNS_PER_LIST} channel patterns per list`);
+  .array(z.string().check(z.regex(CHANNEL_PATTERN_PATTERN, 'a channel pattern is 1-128 characters of letters, digits, "_-.:" and "*"')))
+  .check(z.maxLength(MAX_PATTERNS_PER_LIST, `at most ${MAX_PATTERNS_PER_LIST} channel patterns per list`));
 
 /**
  * Whether `pattern` covers `channel`. Greedy matching with backtracking to the last `*` only, so it

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from '../validation.js';
 import { CablecarError } from '../protocol/errors.js';
 import { anyPatternMatches, channelPatternList } from './channelPatterns.js';
 
@@ -15,10 +15,10 @@ export interface TokenClaims {
 }
 
 export const tokenClaimsSchema = z.looseObject({
-  sub: z.string({ error: '"sub" is required and must be a string' }).min(1).max(256),
-  exp: z.number({ error: '"exp" is required and must be a number' }).int(),
-  subscribe: channelPatternList.default([]),
-  publish: channelPatternList.default([]),
+  sub: z.string({ error: '"sub" is required and must be a string' }).check(z.minLength(1), z.maxLength(256)),
+  exp: z.int({ error: '"exp" is required and must be a number' }),
+  subscribe: z._default(channelPatternList, []),
+  publish: z._default(channelPatternList, []),
 });
 
 export type ChannelAction = 'subscribe' | 'publish';
