@@ -109,6 +109,13 @@ async function publishAcknowledged(channel: string, data: unknown): Promise<numb
   throw new Error(`publish to ${channel} never acknowledged; last answers: ${JSON.stringify(answers.slice(-3))}`);
 }
 
+/** `count` messages one after another, each until acknowledged; their seqs. */
+async function publishInTurn(channel: string, count: number, phase: string): Promise<number[]> {
+  const seqs: number[] = [];
+  for (let i = 0; i < count; i++) seqs.push(await publishAcknowledged(channel, { phase, i }));
+  return seqs;
+}
+
 /** Terminates every other backend of the cablecar database, every `everyMs`, until stopped. */
 function terminateBackendsRepeatedly(everyMs: number) {
   let running = true;
@@ -196,8 +203,7 @@ describe('nothing acknowledged is lost (faults injected)', () => {
   it('serverless-offline killed and restarted: what was published meanwhile is dispatched, and reconnected subscribers miss nothing', async () => {
     const channel = 'nl-restart';
     const group = await subscribers(channel, 5);
-    const before: number[] = [];
-    for (let i = 0; i < 5; i++) before.push(await publishAcknowledged(channel, { phase: 'before', i }));
+    const before = await publishInTurn(channel, 5, 'before');
     await Promise.all(group.map((client) => client.waitUntil((f) => f.filter((x) => x.type === 'message').length >= 5, 'the first 5')));
 
     process.kill(stack.pids().offline!, 'SIGKILL');
@@ -226,20 +232,18 @@ describe('nothing acknowledged is lost (faults injected)', () => {
         return client;
       }),
     );
-    const after: number[] = [];
-    for (let i = 0; i < 5; i++) after.push(await publishAcknowledged(channel, { phase: 'after', i }));
+    const after = await publishInTurn(channel, 5, 'after');
     await expectEverySeq(back, channel, [...before, ...during, ...after]);
   }, 240_000);
 
   it('PostgreSQL killed mid-stream: the stack restarts it, and subscribers that stayed connected get every seq in order', async () => {
     const channel = 'nl-pg-killed';
     const group = await subscribers(channel, 5);
-    const acknowledged: number[] = [];
-    for (let i = 0; i < 5; i++) acknowledged.push(await publishAcknowledged(channel, { phase: 'before', i }));
+    const acknowledged = await publishInTurn(channel, 5, 'before');
     await admin.end();
     process.kill(stack.pids().postgres!, 'SIGKILL');
     // Published while PostgreSQL is down and coming back: 503s, retried until acknowledged.
-    for (let i = 0; i < 5; i++) acknowledged.push(await publishAcknowledged(channel, { phase: 'after', i }));
+    acknowledged.push(...(await publishInTurn(channel, 5, 'after')));
     expect(stack.logLines.some((line) => line.includes('[stack] PostgreSQL killed by SIGKILL; restarting it'))).toBe(true);
     expect((await stack.health()).parts.postgres).toEqual({ up: true, restarts: 1 });
     admin = new pg.Client({ connectionString: stack.databaseUrl });

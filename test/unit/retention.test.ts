@@ -1,26 +1,20 @@
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { retentionSettings } from '../../functions/lib/config.js';
 import { subscribe } from '../../functions/lib/channels/channelSubscriptions.js';
-import { createPool } from '../../functions/lib/stores/database.js';
 import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
 import { migrate } from '../../infra/migrate.js';
-import { startPostgres, type TestPostgres } from '../support/databases.js';
+import { postgresForThisFile } from '../support/databases.js';
 
-/** Bounded history on a real PostgreSQL: cablecar_prune by count and age, and what clients are told. */
-let postgres: TestPostgres;
+/** Bounded history on a real PostgreSQL: cablecar.prune by count and age, and what clients are told. */
+const running = postgresForThisFile();
 let pool: pg.Pool;
 let store: MessageStore;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  await migrate(postgres.url, { kind: 'local' });
-  pool = createPool({ connectionString: postgres.url, max: 4 });
+  await migrate(running.postgres.url, { kind: 'local' });
+  pool = running.pool(running.postgres.url, { max: 4 });
   store = messageStore(pool);
-});
-afterAll(async () => {
-  await pool?.end();
-  await postgres?.stop();
 });
 
 async function publishN(channel: string, n: number, { dispatched = true } = {}) {
