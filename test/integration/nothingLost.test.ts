@@ -3,7 +3,7 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../infra/local/stack.js';
-import { publish, startTestStack, type TestStack } from '../support/localStack.js';
+import { history, publish, startTestStack, type TestStack } from '../support/localStack.js';
 import { SocketClient } from '../support/socketClient.js';
 
 /**
@@ -250,4 +250,22 @@ describe('nothing acknowledged is lost (faults injected)', () => {
     await admin.connect();
     await expectEverySeq(group, channel, acknowledged);
   }, 240_000);
+
+  it('history and subscribe say truncated, with the oldest seq kept, once retention pruned what a client asks for', async () => {
+    const channel = 'nl-pruned';
+    await publishInTurn(channel, 6, 'pruned');
+    await stack.dispatchIdle();
+    // What the stack's retention round (and the retention function on AWS) runs, keeping 2.
+    await admin.query('SELECT cablecar.prune(NULL, 2)');
+
+    const page = await history(stack, channel, '?after=1');
+    expect(page.status).toBe(200);
+    expect(page.body).toMatchObject({ channel, hasMore: false, truncated: true, oldestSeq: 5 });
+    expect(page.body.messages.map((m: { seq: number }) => m.seq)).toEqual([5, 6]);
+    expect((await history(stack, channel, '?after=4')).body.truncated).toBeUndefined();
+
+    const [client] = await subscribers(channel, 1);
+    expect(await client!.subscribe(channel, 1)).toEqual({ type: 'subscribed', channel, seq: 6, truncated: true, oldestSeq: 5 });
+    expect(client!.messages(channel).map((m) => m.seq)).toEqual([5, 6]);
+  });
 });
