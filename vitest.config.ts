@@ -11,8 +11,8 @@ export default defineConfig({
         test: { name: 'unit', include: ['test/unit/**/*.test.ts'], environment: 'node', hookTimeout: 60_000 },
       },
       {
-        // Checks on what `sls package` generates for AWS: no stack, no credentials.
-        test: { name: 'deploy', include: ['test/deploy/**/*.test.ts'], environment: 'node', testTimeout: 180_000, hookTimeout: 180_000 },
+        // Checks on what `sls package` generates for AWS: no stack, no credentials. The hook packages the stage twice (with and without network params).
+        test: { name: 'deploy', include: ['test/deploy/**/*.test.ts'], environment: 'node', testTimeout: 180_000, hookTimeout: 360_000 },
       },
       {
         // Each integration file starts its own real local stack (PostgreSQL, DynamoDB API, serverless-offline, bridge).

@@ -33,7 +33,20 @@ const FUNCTIONS: readonly string[] = FUNCTION_KEYS;
 // What a stage that keeps its PostgreSQL settings in Secrets Manager passes (README, "Secrets").
 const DATABASE_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:cablecar-prod-db-AbCdEf';
 const DATABASE_HOST = 'cablecar-prod.proxy-abcdefghijkl.us-east-1.rds.amazonaws.com';
-const STAGE_PARAMS = { databaseSecretArn: DATABASE_SECRET_ARN, databaseHost: DATABASE_HOST };
+// The functions that use PostgreSQL (serverless.yml custom.databaseFunctions), and the network
+// they are placed in (README, "Deploy into your account").
+const DATABASE_FUNCTIONS = ['subscribe', 'publish', 'history', 'sweep', 'retention'];
+const SUBNETS = ['subnet-0123456789abcdef0', 'subnet-0fedcba9876543210'];
+const SECURITY_GROUPS = ['sg-0123456789abcdef0'];
+// What Lambda needs to manage a VPC function's network interfaces; the describes take no resource.
+const ENI_ACTIONS = ['ec2:AssignPrivateIpAddresses', 'ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:UnassignPrivateIpAddresses'];
+const ONLY_ON_EVERY_RESOURCE = ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'];
+const STAGE_PARAMS = {
+  databaseSecretArn: DATABASE_SECRET_ARN,
+  databaseHost: DATABASE_HOST,
+  vpcSubnetIds: SUBNETS.join(', '),
+  vpcSecurityGroupIds: SECURITY_GROUPS.join(','),
+};
 // In the deploying shell, as it was once the way to configure a stage: it must reach no function.
 const LOCAL_DATABASE_URL = 'postgres://cablecar:pa55word@db.invalid:5432/cablecar';
 
@@ -320,7 +333,10 @@ describe('least privilege', () => {
     expect(allows.length).toBeGreaterThan(0);
     for (const { owner, statement } of allows) {
       for (const action of list(statement.Action)) expect(String(action), owner).not.toContain('*');
-      if (statement.Principal === undefined) expect(list(statement.Resource), owner).not.toContain('*');
+      // except the two describes of the VPC functions, which AWS allows on every resource only
+      if (statement.Principal === undefined && list(statement.Action).some((action) => !ONLY_ON_EVERY_RESOURCE.includes(action))) {
+        expect(list(statement.Resource), owner).not.toContain('*');
+      }
     }
   });
 
@@ -342,14 +358,15 @@ describe('least privilege', () => {
     authorize: ['secretsmanager:GetSecretValue'],
     connect: ['dynamodb:PutItem'],
     disconnect: ['dynamodb:DeleteItem', 'dynamodb:Query'],
-    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'execute-api:ManageConnections', 'secretsmanager:GetSecretValue'],
+    subscribe: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', ...ENI_ACTIONS, 'execute-api:ManageConnections', 'secretsmanager:GetSecretValue'],
     unsubscribe: ['dynamodb:DeleteItem'],
     default: [],
-    publish: ['secretsmanager:GetSecretValue'],
-    history: ['secretsmanager:GetSecretValue'],
+    // in the VPC, with the network params: their network interfaces too
+    publish: [...ENI_ACTIONS, 'secretsmanager:GetSecretValue'],
+    history: [...ENI_ACTIONS, 'secretsmanager:GetSecretValue'],
     fanout: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query', 'execute-api:ManageConnections', 'lambda:InvokeFunction', 'sqs:SendMessage'],
-    sweep: ['dynamodb:BatchGetItem', 'lambda:InvokeFunction', 'secretsmanager:GetSecretValue'],
-    retention: ['secretsmanager:GetSecretValue'],
+    sweep: ['dynamodb:BatchGetItem', ...ENI_ACTIONS, 'lambda:InvokeFunction', 'secretsmanager:GetSecretValue'],
+    retention: [...ENI_ACTIONS, 'secretsmanager:GetSecretValue'],
   };
 
   it.each(FUNCTIONS)('gives %s its own role with only what it uses', (name) => {
@@ -372,7 +389,8 @@ describe('least privilege', () => {
       // fanout's own versions are named, not referenced (see "lets fanout start shards ..."); the
       // sweep's is fanout's live alias (see "lets PostgreSQL invoke the fanout alias only ...")
       if (service === 'lambda') continue;
-      if (service === 'secretsmanager') {
+      if (service === 'ec2') expect(networkInterfaceResources(statement), JSON.stringify(statement)).toBe(true);
+      else if (service === 'secretsmanager') {
         // The token secret (a reference to it) or the database secret (the ARN the stage names), one per statement.
         expect(list(statement.Resource)).toHaveLength(1);
         expect(list(statement.Resource)[0] === DATABASE_SECRET_ARN || targets.includes('JwtSecret')).toBe(true);
@@ -469,7 +487,6 @@ describe('small functions (README, "Small functions")', () => {
 });
 
 describe('secrets and database settings', () => {
-  const DATABASE_FUNCTIONS = ['subscribe', 'publish', 'history', 'sweep', 'retention'];
   const environmentOf = (from: Template, name: string): Record<string, Json> =>
     Object.values(from.Resources).find((resource) => resource.Type === 'AWS::Lambda::Function' && resource.Properties.FunctionName === `cablecar-${STAGE}-${name}`)!
       .Properties.Environment?.Variables ?? {};
@@ -542,5 +559,39 @@ describe('limits', () => {
       ExposeHeaders: ['Retry-After', 'Idempotent-Replayed'],
       MaxAge: 600,
     });
+  });
+});
+
+/** An ec2 statement of a VPC function: the describes on every resource, the rest within the stage's account and region. */
+function networkInterfaceResources(statement: Json): boolean {
+  const actions: string[] = list(statement.Action);
+  if (actions.every((action) => ONLY_ON_EVERY_RESOURCE.includes(action))) return statement.Resource === '*';
+  return (
+    actions.every((action) => ENI_ACTIONS.includes(action) && !ONLY_ON_EVERY_RESOURCE.includes(action)) &&
+    JSON.stringify(list(statement.Resource)) === JSON.stringify([{ 'Fn::Sub': 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:*/*' }])
+  );
+}
+
+describe('network placement (params vpcSubnetIds, vpcSecurityGroupIds)', () => {
+  const functionsOf = (from: Template) => Object.values(from.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
+
+  it('puts exactly the functions that use PostgreSQL in the given subnets and security groups', () => {
+    const placed = FUNCTIONS.filter((name) => resources[liveFunction(name).functionId!]!.Properties.VpcConfig);
+    expect(placed.sort()).toEqual([...DATABASE_FUNCTIONS].sort());
+    for (const name of DATABASE_FUNCTIONS) {
+      expect(resources[liveFunction(name).functionId!]!.Properties.VpcConfig, name).toEqual({ SubnetIds: SUBNETS, SecurityGroupIds: SECURITY_GROUPS });
+    }
+  });
+
+  it('gives the network interface actions to the roles of those functions only', () => {
+    const rolesWithEc2 = new Set(statements().filter(({ statement }) => list(statement.Action).some((action: string) => action.startsWith('ec2:'))).map(({ owner }) => owner));
+    const databaseRoles = DATABASE_FUNCTIONS.map((name) => resources[liveFunction(name).functionId!]!.Properties.Role['Fn::GetAtt'][0]);
+    expect([...rolesWithEc2].sort()).toEqual([...databaseRoles].sort());
+  });
+
+  it('without the params places no function in a VPC and grants no ec2 action', () => {
+    expect(functionsOf(bareTemplate)).toHaveLength(FUNCTIONS.length);
+    for (const fn of functionsOf(bareTemplate)) expect(fn.Properties.VpcConfig, fn.Properties.FunctionName).toBeUndefined();
+    expect(JSON.stringify(bareTemplate)).not.toContain('ec2:');
   });
 });
