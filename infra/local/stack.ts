@@ -111,16 +111,22 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Free ports for every server of a stack, for tests and benchmarks that run beside `npm start`. */
+/**
+ * Free ports for every server of a stack, for tests and benchmarks that run beside `npm start`. All
+ * are held open until the last is found, so that no two of them are the same port (a port closed
+ * just now may be handed out again at once).
+ */
 export async function freeStackPorts() {
-  return {
-    httpPort: await freePort(),
-    websocketPort: await freePort(),
-    lambdaPort: await freePort(),
-    postgresPort: await freePort(),
-    dynamodbPort: await freePort(),
-    healthPort: await freePort(),
-  };
+  const names = ['httpPort', 'websocketPort', 'lambdaPort', 'postgresPort', 'dynamodbPort', 'healthPort'] as const;
+  const servers = [];
+  for (const _ of names) {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+  }
+  const ports = servers.map((server) => (server.address() as { port: number }).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return Object.fromEntries(names.map((name, index) => [name, ports[index]!])) as Record<(typeof names)[number], number>;
 }
 
 async function waitForHttp(url: string, timeoutMs: number, isAlive: () => boolean): Promise<void> {

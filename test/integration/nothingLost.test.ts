@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../infra/local/stack.js';
+import { freeStackPorts } from '../../infra/local/stack.js';
 import { history, publish, startTestStack, type TestStack } from '../support/localStack.js';
 import { SocketClient } from '../support/socketClient.js';
 
@@ -26,8 +26,10 @@ class FaultyLambdaProxy {
   private server!: Server;
   port = 0;
 
-  async start(targetPort: number): Promise<void> {
-    this.port = await freePort();
+  /** Where the invokes go (serverless-offline's Lambda port). */
+  targetPort = 0;
+
+  async start(): Promise<void> {
     this.server = createServer((incoming, outgoing) => {
       this.invokes++;
       const roll = Math.random();
@@ -45,7 +47,7 @@ class FaultyLambdaProxy {
         return;
       }
       const forward = httpRequest(
-        { host: '127.0.0.1', port: targetPort, path: incoming.url, method: incoming.method, headers: incoming.headers },
+        { host: '127.0.0.1', port: this.targetPort, path: incoming.url, method: incoming.method, headers: incoming.headers },
         (answer) => {
           if (fail) {
             // Fan-out ran, but its answer is lost: the bridge must not skip, and may repeat it.
@@ -61,7 +63,9 @@ class FaultyLambdaProxy {
       forward.on('error', () => outgoing.socket?.destroy());
       incoming.pipe(forward);
     });
-    await new Promise<void>((resolve) => this.server.listen(this.port, '127.0.0.1', resolve));
+    // Bound before the stack's ports are chosen, so that none of them can be this one.
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as { port: number }).port;
   }
 
   stop(): Promise<void> {
@@ -76,9 +80,10 @@ let admin: pg.Client;
 const clients: SocketClient[] = [];
 
 beforeAll(async () => {
-  const lambdaPort = await freePort();
-  await proxy.start(lambdaPort);
-  stack = await startTestStack({ lambdaPort, bridgeLambdaEndpoint: `http://127.0.0.1:${proxy.port}`, sweepIntervalMs: 500 });
+  await proxy.start();
+  const ports = await freeStackPorts();
+  proxy.targetPort = ports.lambdaPort;
+  stack = await startTestStack({ ...ports, bridgeLambdaEndpoint: `http://127.0.0.1:${proxy.port}`, sweepIntervalMs: 500 });
   admin = new pg.Client({ connectionString: stack.databaseUrl });
   await admin.connect();
 }, 180_000);
@@ -170,7 +175,7 @@ describe('nothing acknowledged is lost (faults injected)', () => {
   it('backends terminated again and again and a failing Lambda endpoint: every subscriber gets every seq, live, in order', async () => {
     const groups = await Promise.all(CHANNELS.map((channel) => subscribers(channel, SUBSCRIBERS / CHANNELS.length)));
     proxy.failureRate = 0.3;
-    const terminator = terminateBackendsRepeatedly(150);
+    const terminator = terminateBackendsRepeatedly(100);
 
     // Four publishers per channel at once.
     const acknowledged = await Promise.all(
@@ -191,8 +196,8 @@ describe('nothing acknowledged is lost (faults injected)', () => {
     await stack.dispatchIdle();
     const { rows } = await admin.query<{ count: string }>('SELECT count(*) FROM cablecar.messages WHERE dispatched_at IS NULL');
     expect(Number(rows[0]!.count)).toBe(0);
-    // The faults did happen.
-    expect(rounds).toBeGreaterThan(5);
+    // The faults did happen, more than once while the messages were published.
+    expect(rounds).toBeGreaterThanOrEqual(3);
     expect(terminated).toBeGreaterThan(0);
     expect(proxy.failures).toBeGreaterThan(0);
     // Nothing crashed meanwhile (a stack that restarted serverless-offline would hide it).
