@@ -11,6 +11,10 @@ export default defineConfig({
         test: { name: 'unit', include: ['test/unit/**/*.test.ts'], environment: 'node', hookTimeout: 60_000 },
       },
       {
+        // The client package's own tests: fake timers, a scripted WebSocket, in-memory history.
+        test: { name: 'client', include: ['client/test/**/*.test.ts'], environment: 'node' },
+      },
+      {
         // Checks on what `sls package` generates for AWS: no stack, no credentials. The hook packages the stage twice (with and without network params).
         test: { name: 'deploy', include: ['test/deploy/**/*.test.ts'], environment: 'node', testTimeout: 180_000, hookTimeout: 360_000 },
       },

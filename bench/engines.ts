@@ -1,13 +1,13 @@
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Pool } from 'undici';
 import { createPostToConnection } from '../functions/lib/delivery/connectionGateway.js';
 import { startStubGatewayChild } from './stubGatewayChild.js';
 
 /**
- * The delivery engine against the plain SDK client (what cablecar used before) and an unsigned undici
- * post (the floor: HTTP alone), in the same run against a loopback stub in another process, so
+ * The delivery engine against the plain SDK client (what cablecar used before) and unsigned posts
+ * (the floor: HTTP alone, undici's and node:http's), in the same run against a loopback stub in another process, so
  * process.cpuUsage() counts the client side only.
  */
 const credentials = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench-secret' };
@@ -49,8 +49,9 @@ export async function benchEngines({ posts, log }: { posts: number; log: (line: 
     });
     const origin = new URL(stub.endpoint).origin;
     const pool = new Pool(origin, { connections: concurrency });
+    const agent = new HttpAgent({ keepAlive: true, maxSockets: concurrency, scheduling: 'lifo' });
     const runs: Array<[string, (id: string) => Promise<unknown>]> = [
-      ['delivery engine (SigV4 + undici)', (id) => engine(id, frame)],
+      ['delivery engine (SigV4 + node:http)', (id) => engine(id, frame)],
       ['plain SDK client', (id) => sdk.send(new PostToConnectionCommand({ ConnectionId: id, Data: Buffer.from(frame) }))],
       [
         'unsigned undici post (the floor)',
@@ -58,6 +59,16 @@ export async function benchEngines({ posts, log }: { posts: number; log: (line: 
           const response = await pool.request({ method: 'POST', path: `/prod/@connections/${id}`, body: frame });
           await response.body.dump();
         },
+      ],
+      [
+        'unsigned node:http post',
+        (id) =>
+          new Promise<void>((resolve, reject) => {
+            const request = httpRequest(`${origin}/prod/@connections/${id}`, { agent, method: 'POST' }, (response) => {
+              response.on('end', resolve).resume();
+            });
+            request.on('error', reject).end(frame);
+          }),
       ],
     ];
     // Two rounds, best of each: the machine is shared, so a round can be slowed by a neighbour.
@@ -74,6 +85,7 @@ export async function benchEngines({ posts, log }: { posts: number; log: (line: 
     }
     sdk.destroy();
     await pool.close();
+    agent.destroy();
     return [...best.values()];
   } finally {
     await stub.stop();

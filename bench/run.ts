@@ -3,6 +3,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchBundles, type BundleFigures } from './bundles.js';
+import { CLIENT_GZIP_BUDGET_BYTES, measureClient } from './clientSize.js';
 import { costPerMillion } from './cost.js';
 import { benchEngines, type EngineFigures } from './engines.js';
 import { benchLocalStack, type LocalStackFigures } from './localStack.js';
@@ -126,6 +127,11 @@ await section('local', async () => {
   const engine = engines?.find((e) => e.name.startsWith('delivery engine'));
   const cost = costPerMillion({ gbSecondsPerDelivery: biggest ? biggest.billedGbSeconds / biggest.subscribers : undefined, cpuMicros: engine?.cpuMicros });
   report.push('', '## Cost per million deliveries on AWS (us-east-1 list prices, arm64)', '', table(['item', 'quantity', 'USD'], cost.rows), '', ...cost.notes);
+}
+
+{
+  const client = await measureClient();
+  report.push('', '## The client package (@cablecar/client)', '', `${client.minifiedBytes} B minified, ${client.gzippedBytes} B minified and gzipped (budget ${CLIENT_GZIP_BUDGET_BYTES} B)`);
 }
 
 const text = `${report.join('\n')}\n`;

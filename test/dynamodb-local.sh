@@ -19,5 +19,6 @@ exec "${namespace[@]}" bash -c '
   ip link set lo up
   CABLECAR_TEST_DYNAMODB=dynamodb-local CABLECAR_PRIVATE_NETWORK=1 \
     npx vitest run --project unit \
-      test/unit/dynamoStores.test.ts test/unit/fanOut.test.ts test/unit/channelSubscriptions.test.ts test/unit/mixedVersions.test.ts
+      test/unit/dynamoStores.test.ts test/unit/fanOut.test.ts test/unit/channelSubscriptions.test.ts test/unit/mixedVersions.test.ts \
+      test/unit/subscriptionOrder.test.ts
 '

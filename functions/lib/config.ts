@@ -48,6 +48,8 @@ const configSchema = z.object({
   SUBSCRIBER_PAGE_SIZE: integer(1, 1000, 500),
   /** Messages replayed on `subscribe` with `after`; beyond this the client pages through history. */
   REPLAY_LIMIT: integer(1, 10000, 1000),
+  /** Subscriptions one socket may hold; one more is refused with too_many_subscriptions. */
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: integer(1, 10000, 100),
   /**
    * The account's PostToConnection throttle (API Gateway: 10,000/s, a bucket of 5,000), shared by
    * every fan-out invocation: each paces itself at 1/FANOUT_SHARDS of it.

@@ -1,12 +1,14 @@
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+import { createClient } from '../../client/src/index.js';
 import { localDataDir, mintDevToken, readJwtSecret } from './devTokens.js';
 
 /**
- * `npm run listen -- <channel>... [--after <seq>] [--token <jwt>] [--url ws://...]`: subscribes and
- * prints every frame, a stand-in for a browser while trying cablecar out. Without --token it mints
- * one for exactly those channels with the local stack's secret. Pings so API Gateway's idle timeout
- * never closes it.
+ * `npm run listen -- <channel>... [--after <seq>] [--token <jwt>] [--url ws://...] [--http-url http://...]`:
+ * subscribes with the client package and prints every message, once and in seq order, as one JSON
+ * line; the connection's state and errors go to stderr. A stand-in for a browser while trying
+ * cablecar out: it reconnects, pings and fills gaps from history on its own. Without --token it
+ * mints one for exactly those channels with the local stack's secret, afresh at every connection.
  */
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -14,44 +16,46 @@ const { values, positionals } = parseArgs({
     after: { type: 'string' },
     token: { type: 'string' },
     url: { type: 'string', default: `ws://127.0.0.1:${process.env.CABLECAR_WS_PORT ?? 3001}` },
+    'http-url': { type: 'string', default: `http://127.0.0.1:${process.env.CABLECAR_HTTP_PORT ?? 3000}` },
   },
 });
 const channels = positionals.length > 0 ? positionals : ['room-1'];
+const after = values.after === undefined ? undefined : Number(values.after);
 
-let token = values.token;
-if (!token) {
+let secret: string | undefined;
+if (!values.token) {
   try {
-    token = await mintDevToken(await readJwtSecret(localDataDir()), { sub: 'listen', subscribe: channels, publish: [] });
+    secret = await readJwtSecret(localDataDir());
   } catch (error) {
     console.error(`${(error as Error).message}\n(or pass --token <jwt>)`);
     process.exit(1);
   }
 }
+const token = values.token ?? (() => mintDevToken(secret!, { sub: 'listen', subscribe: channels, publish: [] }));
 
-const url = new URL(values.url!);
-url.searchParams.set('token', token);
-const socket = new WebSocket(url);
-socket.on('open', () => {
-  console.log(`connected to ${values.url}; subscribing to ${channels.join(', ')} (Ctrl-C to leave)`);
+let leaving = false;
+const client = createClient({ url: values.url!, httpUrl: values['http-url']!, token, WebSocket });
+client.on('state', (state) => {
+  console.error(`connection ${state}`);
+  // Closed on its own: the token can never work (expired or refused); the error said which.
+  if (state === 'closed' && !leaving) process.exit(1);
+});
+client.on('error', (error) => console.error(`error ${error.code}${error.channel ? ` on ${error.channel}` : ''}: ${error.message}`));
+try {
   for (const channel of channels) {
-    socket.send(JSON.stringify({ action: 'subscribe', channel, ...(values.after ? { after: Number(values.after) } : {}) }));
+    client.subscribe(channel, {
+      after,
+      onMessage: (message) => console.log(JSON.stringify(message)),
+      onSubscribed: (seq) => console.error(`subscribed to ${channel} at seq ${seq}`),
+    });
   }
-});
-socket.on('message', (data) => console.log(String(data)));
-socket.on('unexpected-response', (_request, response) => {
-  console.error(`${values.url} refused the connection: ${response.statusCode} ${response.statusMessage ?? ''} (is the token valid and unexpired?)`);
-  process.exit(1);
-});
-socket.on('close', (code) => {
-  console.log(`closed (${code})`);
-  process.exit(0);
-});
-socket.on('error', (error) => {
-  console.error(`cannot connect to ${values.url}: ${error.message}`);
-  process.exit(1);
-});
-const ping = setInterval(() => socket.send('{"action":"ping"}'), 5 * 60 * 1000);
+} catch (error) {
+  console.error(`${(error as Error).message}\nusage: npm run listen -- <channel>... [--after <seq>] [--token <jwt>] [--url ws://...] [--http-url http://...]`);
+  process.exit(2);
+}
+console.error(`listening to ${channels.join(', ')} on ${values.url} (Ctrl-C to leave)`);
 process.on('SIGINT', () => {
-  clearInterval(ping);
-  socket.close();
+  leaving = true;
+  client.close();
+  process.exit(0);
 });

@@ -48,6 +48,8 @@ export interface LocalStackOptions {
    * PostgreSQL not starting again): the stack has stopped itself. Without it the error is logged.
    */
   onFatal?: (error: Error) => void;
+  /** More environment for the functions (set last): tests point them at a proxy, say. */
+  functionEnv?: Record<string, string>;
 }
 
 export type PortOption = 'httpPort' | 'websocketPort' | 'lambdaPort' | 'postgresPort' | 'dynamodbPort' | 'healthPort';
@@ -314,6 +316,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
             POWERTOOLS_METRICS_DISABLED: 'true', // nobody reads CloudWatch's log format here
             SLS_TELEMETRY_DISABLED: '1',
             SLS_NOTIFICATIONS_MODE: 'off',
+            ...options.functionEnv,
           },
         },
       );

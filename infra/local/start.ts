@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { startDemoServer, type DemoServer } from './demo/demoServer.js';
 import { localDataDir } from './devTokens.js';
 import { StackPreflightError } from './preflight.js';
 import { startLocalStack, type PortOption } from './stack.js';
@@ -44,6 +45,14 @@ const options = {
   portVariables,
   logLevel: env.LOG_LEVEL ?? 'INFO',
 };
+// Started after the stack (it needs its URLs), but still before the banner: a taken port fails
+// there with one line, like the stack's own ports.
+const demoPortText = env.CABLECAR_DEMO_PORT;
+const demoPort = demoPortText ? Number(demoPortText) : 3003;
+if (!Number.isInteger(demoPort) || demoPort < 1 || demoPort > 65535) {
+  console.error(`cablecar: CABLECAR_DEMO_PORT=${demoPortText} is not a port number (1-65535)`);
+  process.exit(2);
+}
 
 const verbose = env.CABLECAR_VERBOSE === '1';
 const quiet = new Set(['postgres']);
@@ -62,9 +71,11 @@ const starting = startLocalStack({
     process.exit(1);
   },
 });
+let demo: Promise<DemoServer> | undefined;
 // Registered before start-up ends, so that a Ctrl-C during it also stops what has started.
 stopOnSignals(async (signal) => {
   console.log(`\ncablecar: ${signal}, stopping every process it started ...`);
+  await (await demo?.catch(() => undefined))?.stop();
   await (await starting.catch(() => undefined))?.stop();
   console.log('cablecar: stopped');
 });
@@ -75,10 +86,18 @@ const stack = await starting.catch((error: Error) => {
 });
 // Ready to paste: every channel, for a day. `npm run token` makes narrower ones.
 const token = await stack.mintToken({ sub: 'dev', subscribe: ['*'], publish: ['*'], ttlSeconds: 24 * 3600 });
+// The live demo page, on the client package; its dev tokens (one channel each) exist only here.
+demo = startDemoServer({ port: demoPort, httpUrl: stack.httpUrl, websocketUrl: stack.websocketUrl, mintToken: (claims) => stack.mintToken(claims) });
+const demoServer = await demo.catch(async (error: Error) => {
+  console.error(`cablecar: the demo page could not start on port ${demoPort}: ${error.message}; set CABLECAR_DEMO_PORT to move it`);
+  await stack.stop();
+  process.exit(1);
+});
 
 console.log(`
 cablecar is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
 
+  Demo page    ${demoServer.url}?channel=room-1   (live messages, latency, publish form)
   HTTP API     ${stack.httpUrl}   POST/GET /channels/{channel}/messages
   WebSocket    ${stack.websocketUrl}
   Lambda       ${stack.lambdaUrl}   (the dispatch bridge invokes fanout here)

@@ -21,7 +21,9 @@ describe('on the socket', () => {
 
   it.each(cases)('answers %s with an error frame and keeps the connection usable', async (_name, frame, code) => {
     const error = await running.client.request(frame, 'error');
-    expect(error).toEqual({ type: 'error', code, message: expect.any(String) });
+    // An error names the frame's channel when it has one (a string, valid or not).
+    const channel = (frame as { channel?: unknown }).channel;
+    expect(error).toEqual({ type: 'error', code, message: expect.any(String), ...(typeof channel === 'string' ? { channel } : {}) });
     expect(error.message.length).toBeGreaterThan(5);
     expect(await running.client.request({ action: 'ping' }, 'pong')).toEqual({ type: 'pong' });
   });

@@ -2,25 +2,20 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTable } from '../../functions/lib/stores/dynamoTable.js';
 import { history, publish, startTestStack } from '../support/localStack.js';
-import { SocketClient } from '../support/socketClient.js';
+import { SocketClient, socketsOfThisFile } from '../support/socketClient.js';
 
 /**
  * The whole path on the real local stack: ws clients → serverless-offline → DynamoDB API;
  * HTTP publish → PostgreSQL → deferred trigger → NOTIFY → bridge → fanout → PostToConnection.
  */
 let stack: Awaited<ReturnType<typeof startTestStack>>;
-const clients: SocketClient[] = [];
-const connect = async () => {
-  const client = await SocketClient.connect(stack.websocketUrl);
-  clients.push(client);
-  return client;
-};
+const { connect, closeAll } = socketsOfThisFile(() => stack.websocketUrl);
 
 beforeAll(async () => {
   stack = await startTestStack();
 });
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
+  await closeAll();
   await stack?.stop();
 });
 

@@ -44,7 +44,9 @@ function smoke(args: string[]): Promise<{ code: number | null; stdout: string; s
   });
 }
 
-const stageArgs = () => ['--ws', stack.websocketUrl, '--http', stack.httpUrl, '--secret', stack.jwtSecret];
+// `--secret=…`: a generated secret is base64url and can start with '-', which the argument parser
+// would take for an option (1 stack in 64 failed every test here).
+const stageArgs = () => ['--ws', stack.websocketUrl, '--http', stack.httpUrl, `--secret=${stack.jwtSecret}`];
 
 it('passes against the local stack, printing every step with its timing', async () => {
   const { code, stdout, stderr } = await smoke(stageArgs());
@@ -71,14 +73,14 @@ it('fails at subscribe, saying why, while PostgreSQL is down', async () => {
 
 it('fails at connect when the WebSocket API does not answer', async () => {
   const closedPort = await freePort();
-  const { code, stdout } = await smoke(['--ws', `ws://127.0.0.1:${closedPort}`, '--http', stack.httpUrl, '--secret', stack.jwtSecret]);
+  const { code, stdout } = await smoke(['--ws', `ws://127.0.0.1:${closedPort}`, '--http', stack.httpUrl, `--secret=${stack.jwtSecret}`]);
   expect(code, stdout).toBe(1);
   expect(stdout).toMatch(/^FAIL +connect +\d+ ms +cannot open the WebSocket: .*ECONNREFUSED/m);
 });
 
 it('fails at the first publish when the HTTP API does not answer', async () => {
   const closedPort = await freePort();
-  const { code, stdout } = await smoke(['--ws', stack.websocketUrl, '--http', `http://127.0.0.1:${closedPort}`, '--secret', stack.jwtSecret]);
+  const { code, stdout } = await smoke(['--ws', stack.websocketUrl, '--http', `http://127.0.0.1:${closedPort}`, `--secret=${stack.jwtSecret}`]);
   expect(code, stdout).toBe(1);
   expect(stdout).toMatch(/^FAIL +publish 3 messages +\d+ ms +POST http:\/\/127\.0\.0\.1:\d+\/channels\/smoke-[\w-]+\/messages failed: .*ECONNREFUSED/m);
 });
@@ -90,7 +92,7 @@ it('fails at the step that hangs, after the per-step timeout', async () => {
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   const { port } = silent.address() as { port: number };
   try {
-    const { code, stdout } = await smoke(['--ws', `ws://127.0.0.1:${port}`, '--http', stack.httpUrl, '--secret', stack.jwtSecret, '--timeout', '500']);
+    const { code, stdout } = await smoke(['--ws', `ws://127.0.0.1:${port}`, '--http', stack.httpUrl, `--secret=${stack.jwtSecret}`, '--timeout', '500']);
     expect(code, stdout).toBe(1);
     expect(stdout).toMatch(/^FAIL +connect +\d+ ms +(no answer within 500 ms|the WebSocket did not open in time)/m);
   } finally {

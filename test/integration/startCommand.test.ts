@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { freeStackPorts } from '../../infra/local/stack.js';
+import { freePort, freeStackPorts } from '../../infra/local/stack.js';
 
 /**
  * `npm start` as a user runs it: prints where everything is and a token that works, keeps history
@@ -20,7 +20,8 @@ afterAll(async () => {
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-type Ports = Awaited<ReturnType<typeof freeStackPorts>>;
+type Ports = Awaited<ReturnType<typeof freeStackPorts>> & { demoPort: number };
+const allPorts = async (): Promise<Ports> => ({ ...(await freeStackPorts()), demoPort: await freePort() });
 
 function spawnStart(ports: Ports, dir = dataDir): ChildProcess {
   // As `npm start` runs it: node with tsx as a loader, so signals reach the stack itself.
@@ -36,6 +37,7 @@ function spawnStart(ports: Ports, dir = dataDir): ChildProcess {
       CABLECAR_PG_PORT: String(ports.postgresPort),
       CABLECAR_DYNAMODB_PORT: String(ports.dynamodbPort),
       CABLECAR_HEALTH_PORT: String(ports.healthPort),
+      CABLECAR_DEMO_PORT: String(ports.demoPort),
       LOG_LEVEL: 'WARN',
     },
   });
@@ -101,13 +103,17 @@ const processesUsing = (text: string) => {
 
 it('prints its URLs, keeps history across a restart, and stops every process on Ctrl-C', async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'cablecar-start-'));
-  const ports = await freeStackPorts();
+  const ports = { ...(await freeStackPorts()), demoPort: await freePort() };
   const httpUrl = `http://127.0.0.1:${ports.httpPort}`;
 
   const first = await start(ports);
   expect(first.output()).toContain(`HTTP API     ${httpUrl}`);
   expect(first.output()).toContain(`WebSocket    ws://127.0.0.1:${ports.websocketPort}`);
   expect(first.output()).toContain('npm run listen -- room-1');
+  expect(first.output()).toContain(`Demo page    http://127.0.0.1:${ports.demoPort}/?channel=room-1`);
+  const page = await fetch(`http://127.0.0.1:${ports.demoPort}/?channel=room-1`);
+  expect(page.status).toBe(200);
+  expect(await page.text()).toContain('cablecar <small>live demo</small>');
   expect(first.output()).toContain(`-H "Authorization: Bearer $TOKEN"`);
   const token = /export TOKEN=(\S+)/.exec(first.output())?.[1];
   expect(token, 'the banner prints a token').toBeDefined();
@@ -145,7 +151,7 @@ it('prints its URLs, keeps history across a restart, and stops every process on 
 
 it('refuses a second start on the same data folder and a port in use before its banner, answers /health, survives an invalid UTF-8 frame, and stops with exit 1 when serverless-offline keeps dying', async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'cablecar-start-'));
-  const ports = await freeStackPorts();
+  const ports = await allPorts();
   const first = await start(ports);
   const token = /export TOKEN=(\S+)/.exec(first.output())![1]!;
 
@@ -154,18 +160,18 @@ it('refuses a second start on the same data folder and a port in use before its 
   const parts = ((await health.json()) as { parts: Record<string, { up: boolean; pid?: number }> }).parts;
   expect(Object.fromEntries(Object.entries(parts).map(([name, part]) => [name, part.up]))).toEqual({ postgres: true, dynamodb: true, offline: true, bridge: true });
 
-  const again = await refusedStart(await freeStackPorts(), dataDir);
+  const again = await refusedStart(await allPorts(), dataDir);
   expect(again.code).toBe(1);
   expect(again.output).toMatch(/another cablecar stack \(pid \d+\) is using the data folder/);
   expect(again.output).not.toContain('cablecar is running');
 
   const otherDir = await mkdtemp(join(tmpdir(), 'cablecar-start-'));
   try {
-    const taken = await refusedStart({ ...(await freeStackPorts()), httpPort: ports.httpPort }, otherDir);
+    const taken = await refusedStart({ ...(await allPorts()), httpPort: ports.httpPort }, otherDir);
     expect(taken.code).toBe(1);
     expect(taken.output).toContain(`port ${ports.httpPort} (http) is in use; set CABLECAR_HTTP_PORT to move it`);
     expect(taken.output).not.toContain('cablecar is running');
-    const pgTaken = await refusedStart({ ...(await freeStackPorts()), postgresPort: ports.postgresPort }, otherDir);
+    const pgTaken = await refusedStart({ ...(await allPorts()), postgresPort: ports.postgresPort }, otherDir);
     expect(pgTaken.output).toContain(`port ${ports.postgresPort} (postgres) is in use; set CABLECAR_PG_PORT to move it`);
   } finally {
     await rm(otherDir, { recursive: true, force: true });

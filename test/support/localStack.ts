@@ -21,6 +21,7 @@ export async function startTestStack(options: Partial<LocalStackOptions> = {}): 
     const stack = await startLocalStack({
       dataDir,
       ...(await freeStackPorts()),
+      ...options,
       logLevel: 'WARN',
       ...options,
       log: (source, line) => {

@@ -108,3 +108,16 @@ export class SocketClient {
     });
   }
 }
+
+/** The sockets a test file opens, all closed by `closeAll` in its afterAll. */
+export function socketsOfThisFile(url: () => string) {
+  const open: SocketClient[] = [];
+  return {
+    async connect(): Promise<SocketClient> {
+      const client = await SocketClient.connect(url());
+      open.push(client);
+      return client;
+    },
+    closeAll: () => Promise.all(open.map((client) => client.close())),
+  };
+}

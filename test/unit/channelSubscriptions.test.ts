@@ -71,7 +71,7 @@ const subscriptionItem = async (channel: string, connectionId: string) =>
 describe('subscribe (replay through a recording postToConnection that stands in for API Gateway)', () => {
   it('refuses an unknown connection with not_connected (410) and stores nothing', async () => {
     const { post, posts } = recordingPostToConnection();
-    const error = await rejectedCablecarError(subscribe({ connectionId: 'stranger', channel: 'room' }, depsWith(post), { replayLimit: 100 }));
+    const error = await rejectedCablecarError(subscribe({ connectionId: 'stranger', channel: 'room' }, depsWith(post), { replayLimit: 100, maxSubscriptions: 100 }));
     expect(error).toMatchObject({ code: 'not_connected', httpStatus: 410 });
     expect(await subscriptionItem('room', 'stranger')).toBeUndefined();
     expect(posts).toEqual([]);
@@ -86,7 +86,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
       }),
     );
     const { post } = recordingPostToConnection();
-    const error = await rejectedCablecarError(subscribe({ connectionId: 'expired', channel: 'room' }, depsWith(post), { replayLimit: 100 }));
+    const error = await rejectedCablecarError(subscribe({ connectionId: 'expired', channel: 'room' }, depsWith(post), { replayLimit: 100, maxSubscriptions: 100 }));
     expect(error.code).toBe('not_connected');
     expect(await subscriberIds('room')).not.toContain('expired');
   });
@@ -96,7 +96,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     const connection = await connections.add('s-no-after');
     const { post, posts } = recordingPostToConnection();
 
-    expect(await subscribe({ connectionId: 's-no-after', channel: 'no-after' }, depsWith(post), { replayLimit: 100 })).toEqual({
+    expect(await subscribe({ connectionId: 's-no-after', channel: 'no-after' }, depsWith(post), { replayLimit: 100, maxSubscriptions: 100 })).toEqual({
       type: 'subscribed',
       channel: 'no-after',
       seq: 3,
@@ -106,7 +106,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     expect(await subscriptionItem('no-after', 's-no-after')).toMatchObject({ v: 1, ttl: connection.ttl });
 
     // A channel nobody has published to yet: seq 0.
-    expect(await subscribe({ connectionId: 's-no-after', channel: 'brand-new' }, depsWith(post), { replayLimit: 100 })).toEqual({
+    expect(await subscribe({ connectionId: 's-no-after', channel: 'brand-new' }, depsWith(post), { replayLimit: 100, maxSubscriptions: 100 })).toEqual({
       type: 'subscribed',
       channel: 'brand-new',
       seq: 0,
@@ -119,7 +119,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     await connections.add('s-replay');
     const { post, posts } = recordingPostToConnection();
 
-    const reply = await subscribe({ connectionId: 's-replay', channel: 'replay', after: 2 }, depsWith(post), { replayLimit: 100 });
+    const reply = await subscribe({ connectionId: 's-replay', channel: 'replay', after: 2 }, depsWith(post), { replayLimit: 100, maxSubscriptions: 100 });
 
     expect(reply).toEqual({ type: 'subscribed', channel: 'replay', seq: 6 });
     const stored = (await messages.history('replay', 2, 100)).messages;
@@ -142,7 +142,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     await publishMany('caught-up', 4);
     await connections.add('s-caught-up');
     const { post, posts } = recordingPostToConnection();
-    expect(await subscribe({ connectionId: 's-caught-up', channel: 'caught-up', after: 4 }, depsWith(post), { replayLimit: 100 })).toEqual({
+    expect(await subscribe({ connectionId: 's-caught-up', channel: 'caught-up', after: 4 }, depsWith(post), { replayLimit: 100, maxSubscriptions: 100 })).toEqual({
       type: 'subscribed',
       channel: 'caught-up',
       seq: 4,
@@ -154,7 +154,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     await publishMany('restored', 2);
     await connections.add('s-restored');
     const { post, posts } = recordingPostToConnection();
-    const reply = await subscribe({ connectionId: 's-restored', channel: 'restored', after: 9 }, depsWith(post), { replayLimit: 100 });
+    const reply = await subscribe({ connectionId: 's-restored', channel: 'restored', after: 9 }, depsWith(post), { replayLimit: 100, maxSubscriptions: 100 });
     expect(reply).toEqual({ type: 'subscribed', channel: 'restored', seq: 2 });
     expect(posts).toEqual([]);
   });
@@ -163,7 +163,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     await publishMany('from-zero', 3);
     await connections.add('s-from-zero');
     const { post, posts } = recordingPostToConnection();
-    const reply = await subscribe({ connectionId: 's-from-zero', channel: 'from-zero', after: 0 }, depsWith(post), { replayLimit: 100 });
+    const reply = await subscribe({ connectionId: 's-from-zero', channel: 'from-zero', after: 0 }, depsWith(post), { replayLimit: 100, maxSubscriptions: 100 });
     expect(reply).toEqual({ type: 'subscribed', channel: 'from-zero', seq: 3 });
     expect(posts.map((p) => JSON.parse(p.frame).seq)).toEqual([1, 2, 3]);
   });
@@ -172,7 +172,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     await publishMany('capped', 10);
     await connections.add('s-capped');
     const { post, posts } = recordingPostToConnection();
-    const reply = await subscribe({ connectionId: 's-capped', channel: 'capped', after: 3 }, depsWith(post), { replayLimit: 4 });
+    const reply = await subscribe({ connectionId: 's-capped', channel: 'capped', after: 3 }, depsWith(post), { replayLimit: 4, maxSubscriptions: 100 });
     expect(reply).toEqual({ type: 'subscribed', channel: 'capped', seq: 7 });
     expect(posts.map((p) => JSON.parse(p.frame).seq)).toEqual([4, 5, 6, 7]);
   });
@@ -183,12 +183,12 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     await connections.add('s-long');
     const { post, posts } = recordingPostToConnection();
 
-    const all = await subscribe({ connectionId: 's-long', channel: 'long', after: 10 }, depsWith(post), { replayLimit: 1000 });
+    const all = await subscribe({ connectionId: 's-long', channel: 'long', after: 10 }, depsWith(post), { replayLimit: 1000, maxSubscriptions: 100 });
     expect(all).toEqual({ type: 'subscribed', channel: 'long', seq: 260 });
     expect(posts.map((p) => JSON.parse(p.frame).seq)).toEqual(Array.from({ length: 250 }, (_, i) => i + 11));
 
     const { post: capped, posts: cappedPosts } = recordingPostToConnection();
-    const reply = await subscribe({ connectionId: 's-long', channel: 'long', after: 0 }, depsWith(capped), { replayLimit: 230 });
+    const reply = await subscribe({ connectionId: 's-long', channel: 'long', after: 0 }, depsWith(capped), { replayLimit: 230, maxSubscriptions: 100 });
     expect(reply).toEqual({ type: 'subscribed', channel: 'long', seq: 230 });
     expect(cappedPosts.map((p) => JSON.parse(p.frame).seq)).toEqual(Array.from({ length: 230 }, (_, i) => i + 1));
   });
@@ -199,7 +199,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     await subscriptions.add('other-channel-of-s-gone', 's-gone', nowSeconds() + 60);
     const { post, posts } = recordingPostToConnection((_frame, index) => (index === 1 ? 'gone' : 'delivered'));
 
-    const error = await rejectedCablecarError(subscribe({ connectionId: 's-gone', channel: 'replay-gone', after: 0 }, depsWith(post), { replayLimit: 100 }));
+    const error = await rejectedCablecarError(subscribe({ connectionId: 's-gone', channel: 'replay-gone', after: 0 }, depsWith(post), { replayLimit: 100, maxSubscriptions: 100 }));
     expect(error).toMatchObject({ code: 'not_connected', httpStatus: 410 });
     expect(posts).toHaveLength(2);
     expect(await connections.get('s-gone')).toBeUndefined();
@@ -212,10 +212,10 @@ describe('unsubscribe', () => {
   it('removes the subscription to that channel only, and answers unsubscribed (also when repeated)', async () => {
     await connections.add('s-unsub');
     const { post } = recordingPostToConnection();
-    await subscribe({ connectionId: 's-unsub', channel: 'unsub-a' }, depsWith(post), { replayLimit: 10 });
-    await subscribe({ connectionId: 's-unsub', channel: 'unsub-b' }, depsWith(post), { replayLimit: 10 });
+    await subscribe({ connectionId: 's-unsub', channel: 'unsub-a' }, depsWith(post), { replayLimit: 10, maxSubscriptions: 100 });
+    await subscribe({ connectionId: 's-unsub', channel: 'unsub-b' }, depsWith(post), { replayLimit: 10, maxSubscriptions: 100 });
 
-    expect(await unsubscribe({ connectionId: 's-unsub', channel: 'unsub-a' }, { subscriptions })).toEqual({
+    expect(await unsubscribe({ connectionId: 's-unsub', channel: 'unsub-a' }, { subscriptions, connections })).toEqual({
       type: 'unsubscribed',
       channel: 'unsub-a',
     });
@@ -223,7 +223,7 @@ describe('unsubscribe', () => {
     expect(await subscriberIds('unsub-b')).toEqual(['s-unsub']);
     expect(await connections.get('s-unsub')).toBeDefined();
 
-    expect(await unsubscribe({ connectionId: 's-unsub', channel: 'unsub-a' }, { subscriptions })).toEqual({
+    expect(await unsubscribe({ connectionId: 's-unsub', channel: 'unsub-a' }, { subscriptions, connections })).toEqual({
       type: 'unsubscribed',
       channel: 'unsub-a',
     });

@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionStore } from '../../functions/lib/stores/connectionStore.js';
 import { DISPATCH_EVENT_VERSION, parseDispatchEvent, parseFanoutEvent, shardEvent } from '../../functions/lib/protocol/dispatchEvent.js';
-import { channelKey, connectionKey, nowSeconds } from '../../functions/lib/stores/dynamoTable.js';
+import { channelKey, connectionKey, nowSeconds, tombstoneKey } from '../../functions/lib/stores/dynamoTable.js';
 import { fanOut } from '../../functions/lib/delivery/fanOut.js';
 import { messageStore } from '../../functions/lib/stores/messageStore.js';
 import { createPool } from '../../functions/lib/stores/database.js';
@@ -126,6 +126,33 @@ describe('what the current code writes, version 1 can read', () => {
     expect(v1Rules.subscriptionItem.safeParse(subscriptionItem).error).toBeUndefined();
     // The rules can fail: an item without its expiry is refused.
     expect(v1Rules.subscriptionItem.safeParse({ ...subscriptionItem, ttl: undefined }).success).toBe(false);
+  });
+
+  it('with rev, the slot counter and tombstones: items still pass the version-1 rules, and no tombstone is under CHAN#', async () => {
+    const connections = connectionStore(dynamo.tableRef, { ttlSeconds: 7800 });
+    const subscriptions = subscriptionStore(dynamo.tableRef);
+    const connection = await connections.add('current-conn-2');
+    expect(await connections.reserveSubscription('current-conn-2', 100)).toBeDefined();
+    await subscriptions.add('room-rev', 'current-conn-2', connection.ttl, { rev: 1, counted: true });
+    await subscriptions.add('room-gone', 'current-conn-2', connection.ttl, { rev: 2 });
+    await subscriptions.recordUnsubscribe('room-gone', 'current-conn-2', 3, connection.ttl);
+    await subscriptions.remove('room-gone', 'current-conn-2', { rev: 3 });
+
+    const get = async (pk: string, sk: string) =>
+      (await dynamo.tableRef.client.send(new GetCommand({ TableName: dynamo.tableName, Key: { pk, sk } }))).Item;
+    const connectionItem = await get(connectionKey('current-conn-2'), connectionKey('current-conn-2'));
+    expect(connectionItem).toMatchObject({ subscriptionCount: 1 });
+    expect(v1Rules.connectionItem.safeParse(connectionItem).error).toBeUndefined();
+    const subscriptionItem = await get(channelKey('room-rev'), connectionKey('current-conn-2'));
+    expect(subscriptionItem).toMatchObject({ rev: 1, counted: true });
+    expect(v1Rules.subscriptionItem.safeParse(subscriptionItem).error).toBeUndefined();
+
+    // Version 1's fan-out posts to every live item under CHAN#<channel>: the unsubscribed channel has none.
+    const underChannel = await dynamo.tableRef.client.send(
+      new QueryCommand({ TableName: dynamo.tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': channelKey('room-gone') } }),
+    );
+    expect(underChannel.Items).toEqual([]);
+    expect(await get(tombstoneKey('room-gone'), connectionKey('current-conn-2'))).toMatchObject({ rev: 3 });
   });
 
   it('dispatches events (cablecar.dispatch_event) that pass the version-1 reader rules', async () => {

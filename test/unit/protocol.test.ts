@@ -10,6 +10,7 @@ import {
   parseChannel,
   parseClientFrame,
   pingFrame,
+  replyIdOf,
   subscribeFrame,
   unknownAction,
   unsubscribeFrame,
@@ -117,6 +118,17 @@ describe('parseAction and unknownAction', () => {
     expect(parseAction(subscribeFrame, { action: 'subscribe', channel: 'room-1', after: 0 }).after).toBe(0);
     expect(parseAction(unsubscribeFrame, { action: 'unsubscribe', channel: 'room-1' })).toEqual({ action: 'unsubscribe', channel: 'room-1' });
     expect(parseAction(pingFrame, { action: 'ping' })).toEqual({ action: 'ping' });
+    const withIdAndRev = { action: 'subscribe', channel: 'room-1', after: 3, rev: 7, id: 'x'.repeat(64) };
+    expect(parseAction(subscribeFrame, withIdAndRev)).toEqual(withIdAndRev);
+    expect(parseAction(unsubscribeFrame, { action: 'unsubscribe', channel: 'c', rev: 8, id: '' })).toMatchObject({ rev: 8, id: '' });
+    expect(parseAction(pingFrame, { action: 'ping', id: 'p1' })).toEqual({ action: 'ping', id: 'p1' });
+  });
+
+  it('accepts a client frame id of up to 64 characters on every action', () => {
+    const id = 'x'.repeat(64);
+    expect(parseAction(subscribeFrame, { action: 'subscribe', channel: 'room-1', id }).id).toBe(id);
+    expect(parseAction(unsubscribeFrame, { action: 'unsubscribe', channel: 'room-1', id: '7' }).id).toBe('7');
+    expect(parseAction(pingFrame, { action: 'ping', id: '8' })).toEqual({ action: 'ping', id: '8' });
   });
 
   it.each([
@@ -127,6 +139,12 @@ describe('parseAction and unknownAction', () => {
     ['an unknown field on subscribe', subscribeFrame, { action: 'subscribe', channel: 'room-1', since: 3 }, /since/],
     ['an unknown field on unsubscribe', unsubscribeFrame, { action: 'unsubscribe', channel: 'room-1', after: 3 }, /after/],
     ['an unknown field on ping', pingFrame, { action: 'ping', extra: true }, /extra/],
+    ['a rev of 0', subscribeFrame, { action: 'subscribe', channel: 'room-1', rev: 0 }, /rev/],
+    ['a fractional rev', unsubscribeFrame, { action: 'unsubscribe', channel: 'room-1', rev: 1.5 }, /rev/],
+    ['a rev given as a string', subscribeFrame, { action: 'subscribe', channel: 'room-1', rev: '3' }, /rev/],
+    ['a rev on ping', pingFrame, { action: 'ping', rev: 1 }, /rev/],
+    ['an id of 65 characters', pingFrame, { action: 'ping', id: 'x'.repeat(65) }, /id/],
+    ['an id that is a number', subscribeFrame, { action: 'subscribe', channel: 'room-1', id: 7 }, /id/],
   ] as const)('refuses %s with invalid_frame naming the field', (_label, schema, frame, field) => {
     const error = thrownCablecarError(() => parseAction(schema, { ...frame }));
     expect(error.code).toBe('invalid_frame');
@@ -154,6 +172,25 @@ describe('parseAction and unknownAction', () => {
     const error = unknownAction(frame);
     expect(error.code).toBe('unknown_action');
     expect(error.message).toMatch(/no "action"/);
+  });
+});
+
+describe('replyIdOf: the id every reply echoes', () => {
+  it('is the frame\'s id when it is a string of at most 64 characters, and nothing when there is none', () => {
+    expect(replyIdOf({ action: 'ping', id: 'a-1' })).toBe('a-1');
+    expect(replyIdOf({ action: 'ping', id: 'é'.repeat(64) })).toBe('é'.repeat(64));
+    expect(replyIdOf({ action: 'ping' })).toBeUndefined();
+  });
+
+  it.each([
+    ['65 characters', 'x'.repeat(65)],
+    ['a number', 12],
+    ['null', null],
+    ['an object', { n: 1 }],
+  ])('refuses an id of %s with invalid_frame', (_label, id) => {
+    const error = thrownCablecarError(() => replyIdOf({ action: 'ping', id }));
+    expect(error.code).toBe('invalid_frame');
+    expect(error.message).toMatch(/^id: .*at most 64/);
   });
 });
 

@@ -1,12 +1,11 @@
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { retentionSettings } from '../../functions/lib/config.js';
-import { subscribe } from '../../functions/lib/channels/channelSubscriptions.js';
 import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
 import { migrate } from '../../infra/migrate.js';
 import { postgresForThisFile } from '../support/databases.js';
 
-/** Bounded history on a real PostgreSQL: cablecar.prune by count and age, and what clients are told. */
+/** Bounded history on a real PostgreSQL: cablecar.prune by count and age, and what history says (subscribe over the real stack: test/integration/nothingLost.test.ts). */
 const running = postgresForThisFile();
 let pool: pg.Pool;
 let store: MessageStore;
@@ -55,30 +54,6 @@ describe('retention', () => {
     await pool.query(`UPDATE cablecar.channels SET retention_max_count = 2 WHERE name = 'ret-override'`);
     await store.prune({ maxCount: 100 });
     expect(await keptSeqs('ret-override')).toEqual([5, 6]);
-  });
-
-  it('subscribe with an after older than what is kept replays what is kept and says truncated, oldestSeq', async () => {
-    await publishN('ret-sub', 6);
-    await store.prune({ maxCount: 3 });
-    const posted: number[] = [];
-    const deps = {
-      connections: { get: async () => ({ ttl: 9_999_999_999 }), remove: async () => {} },
-      subscriptions: { add: async () => {} },
-      messages: store,
-      postToConnection: async (_id: string, body: string) => {
-        posted.push(JSON.parse(body).seq);
-        return 'delivered' as const;
-      },
-    } as unknown as Parameters<typeof subscribe>[1];
-    expect(await subscribe({ connectionId: 'c1', channel: 'ret-sub', after: 1 }, deps, { replayLimit: 100 })).toEqual({
-      type: 'subscribed',
-      channel: 'ret-sub',
-      seq: 6,
-      truncated: true,
-      oldestSeq: 4,
-    });
-    expect(posted).toEqual([4, 5, 6]);
-    expect(await subscribe({ connectionId: 'c1', channel: 'ret-sub', after: 3 }, deps, { replayLimit: 100 })).toEqual({ type: 'subscribed', channel: 'ret-sub', seq: 6 });
   });
 
   it('reads its defaults and limits from the environment: 30 days and 100000 messages, 0 meaning no limit', () => {

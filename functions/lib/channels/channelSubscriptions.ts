@@ -22,17 +22,65 @@ const REPLAY_PAGE = 200;
  * away longer pages through history from there. A `seq` below `after` tells the client that the
  * channel is behind what it remembers. `truncated: true, oldestSeq` says that messages after `after`
  * were already pruned by retention (the replay starts at oldestSeq).
+ *
+ * The limit: a new subscription takes one of the connection's `maxSubscriptions` slots (a
+ * conditional counter on the connection item); one the connection already holds takes none.
+ *
+ * The order (with `rev`): the write applies only over a lower rev, and after it the tombstone of the
+ * connection's last unsubscribe is read; if that unsubscribe came later (a higher rev), this
+ * subscribe undoes its own write. Either this check sees the unsubscribe's tombstone, or the
+ * unsubscribe (tombstone first, then a delete conditional on the rev) sees this subscription:
+ * both are strongly consistent single-item operations, so a later unsubscribe always wins.
  */
 export async function subscribe(
-  { connectionId, channel, after }: { connectionId: string; channel: string; after?: number },
+  { connectionId, channel, after, rev }: { connectionId: string; channel: string; after?: number; rev?: number },
   deps: ChannelSubscriptionDeps,
-  { replayLimit }: { replayLimit: number },
+  { replayLimit, maxSubscriptions }: { replayLimit: number; maxSubscriptions: number },
 ): Promise<ServerFrame> {
-  const connection = await deps.connections.get(connectionId);
-  if (!connection) throw new CablecarError('not_connected', 'this connection is not registered; reconnect', 410);
-  await deps.subscriptions.add(channel, connectionId, connection.ttl);
+  const revision = rev === undefined ? {} : { rev };
+  const superseded = async (): Promise<ServerFrame> => ({
+    type: 'subscribed',
+    channel,
+    seq: await deps.messages.lastSeq(channel),
+    ...revision,
+    superseded: true,
+  });
 
-  if (after === undefined) return { type: 'subscribed', channel, seq: await deps.messages.lastSeq(channel) };
+  const reserved = await deps.connections.reserveSubscription(connectionId, maxSubscriptions);
+  let ttl: number;
+  if (reserved) {
+    ttl = reserved.ttl;
+  } else {
+    const connection = await deps.connections.get(connectionId);
+    if (!connection) throw new CablecarError('not_connected', 'this connection is not registered; reconnect', 410);
+    // Full: only a channel it already holds (a re-subscribe, say with `after`) goes through.
+    if (!(await deps.subscriptions.get(channel, connectionId))?.counted) throw tooManySubscriptions(maxSubscriptions);
+    ttl = connection.ttl;
+  }
+
+  const written = await deps.subscriptions.add(channel, connectionId, ttl, { rev, counted: reserved !== undefined });
+  if (!written.applied) {
+    // A later subscribe of this connection holds the channel already.
+    if (reserved) await deps.connections.releaseSubscription(connectionId);
+    return superseded();
+  }
+  if (reserved && written.wasCounted) await deps.connections.releaseSubscription(connectionId); // it held a slot already
+  if (!reserved && !written.wasCounted) {
+    // The held subscription went away between the check and the write: this one is new after all, and full.
+    await deps.subscriptions.remove(channel, connectionId, { onlyRev: rev, onlyUncounted: true });
+    throw tooManySubscriptions(maxSubscriptions);
+  }
+
+  if (rev !== undefined) {
+    const unsubscribed = await deps.subscriptions.lastUnsubscribeRev(channel, connectionId);
+    if (unsubscribed !== undefined && unsubscribed > rev) {
+      const undone = await deps.subscriptions.remove(channel, connectionId, { onlyRev: rev });
+      if (undone.wasCounted) await deps.connections.releaseSubscription(connectionId);
+      return superseded();
+    }
+  }
+
+  if (after === undefined) return { type: 'subscribed', channel, seq: await deps.messages.lastSeq(channel), ...revision };
 
   let seq = after;
   let replayed = 0;
@@ -56,14 +104,35 @@ export async function subscribe(
   if (replayed === 0 && after > 0) seq = Math.min(after, await deps.messages.lastSeq(channel));
   // Retention deleted messages between `after` and what was replayed: the client is told, never
   // left to believe it has everything.
-  if (truncatedBefore !== undefined) return { type: 'subscribed', channel, seq, truncated: true, oldestSeq: truncatedBefore };
-  return { type: 'subscribed', channel, seq };
+  const truncated = truncatedBefore === undefined ? {} : { truncated: true as const, oldestSeq: truncatedBefore };
+  return { type: 'subscribed', channel, seq, ...truncated, ...revision };
 }
 
+const tooManySubscriptions = (max: number) =>
+  new CablecarError(
+    'too_many_subscriptions',
+    `a connection may hold at most ${max} subscriptions; unsubscribe from one first (nothing was stored)`,
+  );
+
+/**
+ * Unsubscribes a connection from a channel. With `rev`: first the tombstone (so a subscribe the
+ * client sent earlier, running later, sees it lost), then the delete, which applies only over a
+ * lower rev — a subscribe the client sent later keeps the channel, and this reply says `superseded`.
+ */
 export async function unsubscribe(
-  { connectionId, channel }: { connectionId: string; channel: string },
-  deps: Pick<ChannelSubscriptionDeps, 'subscriptions'>,
+  { connectionId, channel, rev }: { connectionId: string; channel: string; rev?: number },
+  deps: Pick<ChannelSubscriptionDeps, 'subscriptions' | 'connections'>,
 ): Promise<ServerFrame> {
-  await deps.subscriptions.remove(channel, connectionId);
-  return { type: 'unsubscribed', channel };
+  if (rev !== undefined) {
+    const connection = await deps.connections.get(connectionId);
+    if (connection) await deps.subscriptions.recordUnsubscribe(channel, connectionId, rev, connection.ttl);
+  }
+  const removed = await deps.subscriptions.remove(channel, connectionId, { rev });
+  if (removed.wasCounted) await deps.connections.releaseSubscription(connectionId);
+  return {
+    type: 'unsubscribed',
+    channel,
+    ...(rev === undefined ? {} : { rev }),
+    ...(removed.applied ? {} : { superseded: true as const }),
+  };
 }

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'unsupported_media_type'
   | 'idempotency_key_reused'
   | 'not_connected'
+  | 'too_many_subscriptions'
   | 'unauthorized'
   | 'forbidden'
   | 'token_expired'

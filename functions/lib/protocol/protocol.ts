@@ -64,13 +64,34 @@ export function parseChannel(value: unknown): string {
 
 const seq = z.int().check(z.gte(0), z.lte(Number.MAX_SAFE_INTEGER));
 
+/** Longest `id` a client frame may carry; every reply to the frame echoes it. */
+export const MAX_FRAME_ID_LENGTH = 64;
+export const frameId = z
+  .string({ error: `id must be a string of at most ${MAX_FRAME_ID_LENGTH} characters` })
+  .check(z.maxLength(MAX_FRAME_ID_LENGTH, `id must be a string of at most ${MAX_FRAME_ID_LENGTH} characters`));
+
+/**
+ * `rev`: the connection's own counter of subscription changes, increased by the client for every
+ * subscribe/unsubscribe frame it sends. API Gateway runs each frame as its own concurrent invocation;
+ * the store applies a change only over a lower rev, so changes take effect in the order the client
+ * sent them (channelSubscriptions.ts). Without `rev` the change is applied as it arrives.
+ */
+const rev = z.int({ error: 'rev must be a positive integer' }).check(z.gte(1), z.lte(Number.MAX_SAFE_INTEGER));
+
 export const subscribeFrame = z.strictObject({
   action: z.literal('subscribe'),
   channel: z.unknown(),
   after: z.optional(seq),
+  rev: z.optional(rev),
+  id: z.optional(frameId),
 });
-export const unsubscribeFrame = z.strictObject({ action: z.literal('unsubscribe'), channel: z.unknown() });
-export const pingFrame = z.strictObject({ action: z.literal('ping') });
+export const unsubscribeFrame = z.strictObject({
+  action: z.literal('unsubscribe'),
+  channel: z.unknown(),
+  rev: z.optional(rev),
+  id: z.optional(frameId),
+});
+export const pingFrame = z.strictObject({ action: z.literal('ping'), id: z.optional(frameId) });
 
 /** A stored message as it travels to clients, in replays and in history. */
 export interface Message {
@@ -81,12 +102,26 @@ export interface Message {
   publishedAt: string;
 }
 
+/**
+ * What a later frame of the same connection (a higher `rev`) decided instead: a `subscribed` or
+ * `unsubscribed` with `superseded: true` answers a change that was not applied, or was undone,
+ * because a frame the client sent after it had already taken effect. That later frame's reply
+ * states the channel's final state.
+ */
+export interface ReplyToChange {
+  rev?: number;
+  superseded?: true;
+}
+
 export type ServerFrame =
   | ({ type: 'message' } & Message)
-  | { type: 'subscribed'; channel: string; seq: number; truncated?: true; oldestSeq?: number }
-  | { type: 'unsubscribed'; channel: string }
+  | ({ type: 'subscribed'; channel: string; seq: number; truncated?: true; oldestSeq?: number } & ReplyToChange)
+  | ({ type: 'unsubscribed'; channel: string } & ReplyToChange)
   | { type: 'pong' }
   | { type: 'error'; code: ErrorCode; message: string; channel?: string };
+
+/** The `id` of the client frame a reply answers; never on `message` frames. */
+export type Reply = ServerFrame & { id?: string };
 
 export const messageFrame = (message: Message): ServerFrame => ({
   type: 'message',
@@ -103,6 +138,17 @@ export const errorFrame = (code: ErrorCode, message: string, channel?: string): 
   message,
   ...(channel === undefined ? {} : { channel }),
 });
+
+/**
+ * The `id` a reply echoes: a valid one, or nothing. A frame whose `id` is not a string of at most
+ * 64 characters is refused with invalid_frame (and that error carries no id: there is none to echo).
+ */
+export function replyIdOf(frame: Record<string, unknown>): string | undefined {
+  if (!('id' in frame)) return undefined;
+  const parsed = frameId.safeParse(frame.id);
+  if (!parsed.success) throw new CablecarError('invalid_frame', `id: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
 
 /** Parses a client frame's text; malformed JSON and oversize frames become protocol errors. */
 export function parseClientFrame(body: string | undefined | null): Record<string, unknown> {

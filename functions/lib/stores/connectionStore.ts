@@ -1,6 +1,6 @@
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import pLimit from 'p-limit';
-import { BY_CONNECTION_INDEX, ITEM_SCHEMA_VERSION, connectionKey, isLive, nowSeconds, type TableRef } from './dynamoTable.js';
+import { BY_CONNECTION_INDEX, ITEM_SCHEMA_VERSION, conditional, connectionKey, isLive, nowSeconds, type TableRef } from './dynamoTable.js';
 
 export interface Connection {
   connectionId: string;
@@ -55,7 +55,48 @@ export function connectionStore({ client, tableName }: TableRef, { ttlSeconds }:
     },
 
     /**
-     * Deletes the connection and all its subscriptions, found through the inverted index. Used at
+     * Takes one of the connection's subscription slots: one conditional update of the connection
+     * item's `subscriptionCount`, so concurrent subscribes (each its own invocation) can never take
+     * more than `max` between them. Undefined when the connection is unknown, expired or full (the
+     * caller tells those apart with `get`); otherwise the connection.
+     */
+    async reserveSubscription(connectionId: string, max: number): Promise<Connection | undefined> {
+      const write = await conditional(() =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { pk: connectionKey(connectionId), sk: connectionKey(connectionId) },
+            UpdateExpression: 'ADD subscriptionCount :one',
+            ConditionExpression:
+              'attribute_exists(pk) AND #ttl > :now AND (attribute_not_exists(subscriptionCount) OR subscriptionCount < :max)',
+            ExpressionAttributeNames: { '#ttl': 'ttl' },
+            ExpressionAttributeValues: { ':one': 1, ':now': nowSeconds(), ':max': max },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      if (!write.applied) return undefined;
+      const item = write.result.Attributes!;
+      return { connectionId, connectedAt: Number(item.connectedAt), ttl: Number(item.ttl) };
+    },
+
+    /** Gives a slot back (a subscription removed, or a reservation that was not needed). */
+    async releaseSubscription(connectionId: string): Promise<void> {
+      await conditional(() =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { pk: connectionKey(connectionId), sk: connectionKey(connectionId) },
+            UpdateExpression: 'ADD subscriptionCount :minusOne',
+            ConditionExpression: 'subscriptionCount > :zero',
+            ExpressionAttributeValues: { ':minusOne': -1, ':zero': 0 },
+          }),
+        ),
+      );
+    },
+
+    /**
+     * Deletes the connection and all its subscriptions and tombstones, found through the inverted index. Used at
      * $disconnect and when a post answers 410 Gone; safe to run twice.
      */
     async remove(connectionId: string): Promise<number> {

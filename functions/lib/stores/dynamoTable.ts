@@ -1,11 +1,16 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
 /**
  * One table per stage holds connections and subscriptions (infra/dynamodb-table.json):
  *
- *   connection    pk = CONN#<id>       sk = CONN#<id>
- *   subscription  pk = CHAN#<channel>  sk = CONN#<id>
+ *   connection    pk = CONN#<id>       sk = CONN#<id>    (+ subscriptionCount: the limit's counter)
+ *   subscription  pk = CHAN#<channel>  sk = CONN#<id>    (+ rev, counted)
+ *   tombstone     pk = TOMB#<channel>  sk = CONN#<id>    rev of the connection's last unsubscribe
+ *
+ * Tombstones have their own partition key on purpose: fan-out (of every version, including version
+ * 1, which posts to every item under CHAN#<channel>) never reads them, yet they share the sk, so the
+ * cleanup at disconnect (the byConnection index) removes them with the rest.
  *
  * The `byConnection` index swaps the keys, so one query on sk = CONN#<id> finds a connection and all
  * of its subscriptions for cleanup. Every item carries `v` (its schema version, so two code versions
@@ -22,6 +27,7 @@ export const BY_CONNECTION_INDEX = 'byConnection';
 
 export const connectionKey = (connectionId: string) => `CONN#${connectionId}`;
 export const channelKey = (channel: string) => `CHAN#${channel}`;
+export const tombstoneKey = (channel: string) => `TOMB#${channel}`;
 /** The connection id inside a CONN#<id> key: the key, not an attribute, so every item version has it. */
 export const connectionIdOf = (key: string) => key.slice('CONN#'.length);
 
@@ -40,3 +46,16 @@ export function createTable({ tableName, endpoint, region }: { tableName: string
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 export const isLive = (item: { ttl?: unknown }, now = nowSeconds()) => typeof item.ttl === 'number' && item.ttl > now;
+
+/** Runs a conditional write: `applied: false` when its condition did not hold; any other failure is thrown. */
+export async function conditional<T>(write: () => Promise<T>): Promise<{ applied: true; result: T } | { applied: false }> {
+  try {
+    return { applied: true, result: await write() };
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException || (error as Error).name === 'ConditionalCheckFailedException') {
+      return { applied: false };
+    }
+    throw error;
+  }
+}
+
