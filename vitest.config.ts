@@ -2,8 +2,9 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    // One file at a time: integration files each start a real stack, and both they and the deploy
-    // checks build into the shared .esbuild folder; two cores gain little from running them side by side.
+    // One file at a time: integration files each start a real stack (each building into its own
+    // .esbuild-local/<port> folder) and the deploy checks run esbuild too; two cores gain little
+    // from running them side by side.
     fileParallelism: false,
     projects: [
       {

@@ -6,14 +6,15 @@ import { parseFanoutEvent } from './lib/protocol/dispatchEvent.js';
 import { dispatchToChannel, fanOut, type DispatchResult } from './lib/delivery/fanOut.js';
 import { logger } from './lib/logger.js';
 import { metrics } from './lib/metrics.js';
-import { connections, postToConnection, startShards, subscriptions } from './lib/services.js';
+import { connections, dispatchRecords, postToConnection, startShards, subscriptions } from './lib/services.js';
 
 /**
  * fanout: invoked by PostgreSQL's dispatch (aws_lambda.invoke on AWS, the local bridge offline) with
  * one stored message, it delivers the message to every subscriber of its channel; a big channel is
  * split into shards, the others started as parallel invocations of this same version, each invoked
  * with a shard event. Posts that failed after their retries are counted in FailedPosts: those
- * clients fill the gap from history.
+ * clients fill the gap from history. Once a dispatch is done (its shards started), it records the
+ * message's fan-out as completed (dispatchRecordStore) for the sweep.
  */
 export const handler = middy<unknown, DispatchResult>()
   .use(logMetrics(metrics))
@@ -42,5 +43,9 @@ export const handler = middy<unknown, DispatchResult>()
     metrics.addMetric('ThrottledPosts', MetricUnit.Count, result.throttled);
     const { channel, seq } = work.message;
     logger.info('fanned out', { channel, seq, ...(work.kind === 'shard' && { shard: work.shard }), ...result });
+    // Completion hook: the sweep re-dispatches messages that have no such record. Written last, so a
+    // fan-out that throws before it (and is retried by Lambda) is not counted as done. Shards are
+    // parts of a dispatch already recorded by the invocation that started them.
+    if (work.kind !== 'shard') await dispatchRecords().recordCompleted(work.message);
     return result;
   });

@@ -17,6 +17,7 @@ const historyQuery = z.object({
  * GET /channels/{channel}/messages?after=<seq>&limit=<n> → `{channel, messages, hasMore}`, oldest
  * first, for a token whose `subscribe` patterns cover the channel (a browser filling a gap reads
  * history with its own token). A client that sees a gap in seq asks for what follows the last seq it has.
+ * When retention already deleted some of them, the answer also carries `truncated: true, oldestSeq: <n>`.
  */
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
   .use(httpErrors())
@@ -30,6 +31,8 @@ export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredRe
     const maxLimit = config().HISTORY_PAGE_LIMIT;
     if ((query.data.limit ?? 0) > maxLimit) throw new CablecarError('invalid_query', `"limit" is at most ${maxLimit}`);
     const store = await messages();
-    const page = await store.history(channel, query.data.after, query.data.limit ?? Math.min(100, maxLimit));
-    return jsonResponse(200, { channel, ...page });
+    const { messages: found, hasMore, truncatedBefore } = await store.history(channel, query.data.after, query.data.limit ?? Math.min(100, maxLimit));
+    // Retention pruned messages the client asked for: say so, and from where history starts.
+    const truncated = truncatedBefore === undefined ? {} : { truncated: true, oldestSeq: truncatedBefore };
+    return jsonResponse(200, { channel, messages: found, hasMore, ...truncated });
   });

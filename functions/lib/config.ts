@@ -16,6 +16,7 @@ const unsetIfEmpty = <T extends z.ZodMiniType>(schema: T) =>
  * Every setting cablecar reads from the environment, parsed once. serverless.yml sets these for the
  * Lambda functions; the local stack sets them for serverless-offline and the dispatch bridge.
  */
+
 const configSchema = z.object({
   STAGE: z._default(text(), 'local'),
   AWS_REGION: z._default(text(), 'us-east-1'),
@@ -122,3 +123,41 @@ const tokenConfigSchema = z
 export type TokenConfig = z.infer<typeof tokenConfigSchema>;
 
 export const tokenConfig: () => TokenConfig = settings(tokenConfigSchema, 'cablecar token configuration');
+
+/**
+ * Retention (bounded history), per channel: messages older than MESSAGE_RETENTION_SECONDS, and those
+ * beyond the newest MESSAGE_RETENTION_COUNT, are pruned on a schedule (0 = no limit of that kind).
+ * Read by the retention function on AWS and by the local stack alike.
+ */
+const retentionSchema = z.object({
+  MESSAGE_RETENTION_SECONDS: integer(0, Number.MAX_SAFE_INTEGER, 30 * 24 * 60 * 60),
+  MESSAGE_RETENTION_COUNT: integer(0, Number.MAX_SAFE_INTEGER, 100_000),
+});
+
+export interface RetentionSettings {
+  maxAgeSeconds: number | undefined;
+  maxCount: number | undefined;
+}
+
+export function retentionSettings(env: Record<string, string | undefined> = process.env): RetentionSettings {
+  const parsed = parseSettings(retentionSchema, env, 'cablecar retention settings');
+  return { maxAgeSeconds: parsed.MESSAGE_RETENTION_SECONDS || undefined, maxCount: parsed.MESSAGE_RETENTION_COUNT || undefined };
+}
+
+/**
+ * The sweep (AWS): which messages it checks for a completion record, and the fanout function it
+ * dispatches them to again (its `live` alias). It looks at messages published between
+ * SWEEP_WINDOW_SECONDS and SWEEP_GRACE_SECONDS ago; the grace outlasts Lambda's own retries of an
+ * async event (about 3 minutes) so that the sweep rarely races them, and the window stays inside
+ * the completion record's 2-day TTL.
+ */
+export const sweepSettings = settings(
+  z.object({
+    FANOUT_FUNCTION_NAME: text(),
+    SWEEP_GRACE_SECONDS: integer(60, 24 * 60 * 60, 600),
+    SWEEP_WINDOW_SECONDS: integer(120, 24 * 60 * 60, 6 * 60 * 60),
+    SWEEP_BATCH_LIMIT: integer(1, 10_000, 2000),
+    AWS_REGION: z._default(text(), 'us-east-1'),
+  }),
+  'cablecar sweep settings',
+);

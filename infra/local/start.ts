@@ -1,23 +1,58 @@
 import { resolve } from 'node:path';
 import { startDemoServer, type DemoServer } from './demo/demoServer.js';
 import { localDataDir } from './devTokens.js';
-import { startLocalStack } from './stack.js';
+import { StackPreflightError } from './preflight.js';
+import { startLocalStack, type PortOption } from './stack.js';
 import { stopOnSignals } from './stopSignals.js';
 
-/** `npm start`: the whole stack on this machine until Ctrl-C. */
+/** `npm start`: the whole stack on this machine until Ctrl-C, or until a part fails for good. */
 const env = process.env;
-const port = (name: string, fallback: number) => Number(env[name] ?? fallback);
+const portVariables = {
+  httpPort: 'CABLECAR_HTTP_PORT',
+  websocketPort: 'CABLECAR_WS_PORT',
+  lambdaPort: 'CABLECAR_LAMBDA_PORT',
+  postgresPort: 'CABLECAR_PG_PORT',
+  dynamodbPort: 'CABLECAR_DYNAMODB_PORT',
+  healthPort: 'CABLECAR_HEALTH_PORT',
+} satisfies Record<PortOption, string>;
+const defaults: Record<PortOption, number> = {
+  httpPort: 3000,
+  websocketPort: 3001,
+  lambdaPort: 3002,
+  postgresPort: 54329,
+  dynamodbPort: 4567,
+  healthPort: 3004,
+};
+const port = (key: PortOption) => {
+  const text = env[portVariables[key]];
+  if (text === undefined || text === '') return defaults[key];
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > 65535) {
+    console.error(`cablecar: ${portVariables[key]}=${text} is not a port number (1-65535)`);
+    process.exit(2);
+  }
+  return value;
+};
 
 const options = {
   dataDir: resolve(localDataDir()),
-  httpPort: port('CABLECAR_HTTP_PORT', 3000),
-  websocketPort: port('CABLECAR_WS_PORT', 3001),
-  lambdaPort: port('CABLECAR_LAMBDA_PORT', 3002),
-  postgresPort: port('CABLECAR_PG_PORT', 54329),
-  dynamodbPort: port('CABLECAR_DYNAMODB_PORT', 4567),
+  httpPort: port('httpPort'),
+  websocketPort: port('websocketPort'),
+  lambdaPort: port('lambdaPort'),
+  postgresPort: port('postgresPort'),
+  dynamodbPort: port('dynamodbPort'),
+  healthPort: port('healthPort'),
+  portVariables,
   logLevel: env.LOG_LEVEL ?? 'INFO',
 };
-const demoPort = port('CABLECAR_DEMO_PORT', 3003);
+// Started after the stack (it needs its URLs), but still before the banner: a taken port fails
+// there with one line, like the stack's own ports.
+const demoPortText = env.CABLECAR_DEMO_PORT;
+const demoPort = demoPortText ? Number(demoPortText) : 3003;
+if (!Number.isInteger(demoPort) || demoPort < 1 || demoPort > 65535) {
+  console.error(`cablecar: CABLECAR_DEMO_PORT=${demoPortText} is not a port number (1-65535)`);
+  process.exit(2);
+}
 
 const verbose = env.CABLECAR_VERBOSE === '1';
 const quiet = new Set(['postgres']);
@@ -27,7 +62,15 @@ const log = (source: string, line: string) => {
 
 console.log(`cablecar: starting the local stack (data in ${options.dataDir}) ...`);
 const started = Date.now();
-const starting = startLocalStack({ ...options, log });
+const starting = startLocalStack({
+  ...options,
+  log,
+  // The stack has already stopped everything it started; never leave a stack that pretends to run.
+  onFatal: (error) => {
+    console.error(`cablecar: stopped, ${error.message}. See the lines above; \`npm start\` starts it again.`);
+    process.exit(1);
+  },
+});
 let demo: Promise<DemoServer> | undefined;
 // Registered before start-up ends, so that a Ctrl-C during it also stops what has started.
 stopOnSignals(async (signal) => {
@@ -36,13 +79,17 @@ stopOnSignals(async (signal) => {
   await (await starting.catch(() => undefined))?.stop();
   console.log('cablecar: stopped');
 });
-const stack = await starting;
+const stack = await starting.catch((error: Error) => {
+  if (error instanceof StackPreflightError) console.error(`cablecar: ${error.message}`);
+  else console.error(`cablecar: could not start: ${error.message}`);
+  process.exit(1);
+});
 // Ready to paste: every channel, for a day. `npm run token` makes narrower ones.
 const token = await stack.mintToken({ sub: 'dev', subscribe: ['*'], publish: ['*'], ttlSeconds: 24 * 3600 });
 // The live demo page, on the client package; its dev tokens (one channel each) exist only here.
 demo = startDemoServer({ port: demoPort, httpUrl: stack.httpUrl, websocketUrl: stack.websocketUrl, mintToken: (claims) => stack.mintToken(claims) });
 const demoServer = await demo.catch(async (error: Error) => {
-  console.error(`cablecar: the demo page could not start on port ${demoPort}: ${error.message}`);
+  console.error(`cablecar: the demo page could not start on port ${demoPort}: ${error.message}; set CABLECAR_DEMO_PORT to move it`);
   await stack.stop();
   process.exit(1);
 });
@@ -57,6 +104,7 @@ cablecar is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
   PostgreSQL   ${stack.appDatabaseUrl}   your app's database: publish with cablecar.publish() / cablecar.broadcast_changes()
                (cablecar's own role, for migrations and inspection: ${stack.databaseUrl})
   DynamoDB     ${stack.dynamodbUrl}   table ${stack.tableName}
+  Health       ${stack.healthUrl}   (which parts are up)
 
 Every request carries a token (README, "Who may do what"). This one allows every channel for 24 h;
 narrower ones: npm run token -- --sub alice --subscribe 'room-*' --publish 'room-*'
@@ -69,4 +117,4 @@ and in another:
   curl -s -X POST ${stack.httpUrl}/channels/room-1/messages -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"data":{"text":"hello"}}'
   curl -s '${stack.httpUrl}/channels/room-1/messages?after=0' -H "Authorization: Bearer $TOKEN"
 
-Ctrl-C stops everything.`);
+Ctrl-C stops everything; a part that fails is restarted, or the stack stops and says why.`);

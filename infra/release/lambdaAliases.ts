@@ -113,7 +113,13 @@ export async function applyAliasMoves(lambda: LambdaClient, moves: readonly Alia
       }
     }
     moved.push(move);
-    onMoved(move);
+    try {
+      onMoved(move);
+    } catch (error) {
+      // The report of the moves could not be written (a closed pipe: `| head`): go no further, so
+      // that what moved is exactly what the caller then reports where it still can.
+      return { moved, interrupted: error instanceof Error ? error.message : String(error), notAttempted: moves.slice(index + 1) };
+    }
   }
   return { moved, notAttempted: [] };
 }

@@ -81,6 +81,7 @@ export interface ReleaseClients {
 }
 
 export interface ReleaseOutput {
+  /** May throw once the output is gone (a closed pipe): a move then stops and reports on err. */
   out(line: string): void;
   err(line: string): void;
 }
@@ -192,15 +193,24 @@ export async function runRelease(
     return EXIT_OK;
   }
 
-  output.out(`${request.action} on stage ${stage}: moving ${plan.moves.length} of ${aliases.length} functions`);
+  try {
+    output.out(`${request.action} on stage ${stage}: moving ${plan.moves.length} of ${aliases.length} functions`);
+  } catch (error) {
+    output.err(`Refused ${request.action} on stage ${stage}: the output could not be written (${describe(error)}). Nothing was changed.`);
+    return EXIT_REFUSED;
+  }
   const outcome = await applyAliasMoves(clients.lambda, plan.moves, (move) =>
     output.out(`  moved ${move.from.functionName}: ${describeAlias(move.from)} -> ${describeTarget(move.to)}`),
   );
-  if (outcome.failed) {
+  if (outcome.failed || outcome.interrupted) {
     output.err(describeIncompleteMove(request.action, outcome).join('\n'));
     return EXIT_INCOMPLETE;
   }
-  output.out(`Done: ${outcome.moved.length} functions moved.`);
+  try {
+    output.out(`Done: ${outcome.moved.length} functions moved.`);
+  } catch {
+    output.err(`Done: ${outcome.moved.length} functions moved (the output could not be written).`);
+  }
   return EXIT_OK;
 }
 

@@ -142,6 +142,18 @@ export function planRelease(request: ReleaseRequest, facts: ReleaseFacts): Relea
     reasons.push(`the weight must be from 0 to 1, not ${request.weight}`);
   }
 
+  // Lambda numbers versions upwards, so routing to a version below the stable one means the alias
+  // was set the other way round (by hand): promoting or re-weighting it would move it backwards.
+  for (const alias of aliases.filter(isReversed)) {
+    const older = alias.routing[0]!;
+    reasons.push(
+      `${alias.functionName}: its alias points the other way — version ${alias.stableVersion}, the newer one, holds ` +
+        `${formatPercent(1 - older.weight)} and the older version ${older.version} gets ${formatPercent(older.weight)}; ` +
+        `set it back by hand (\`aws lambda update-alias --function-name ${alias.functionName} --name ${LIVE_ALIAS} --function-version ${older.version}` +
+        ` --routing-config '${JSON.stringify({ AdditionalVersionWeights: { [alias.stableVersion]: Number((1 - older.weight).toFixed(6)) } })}'\`)`,
+    );
+  }
+
   const point = releasePointOf(aliases);
   if (point.kind === 'mixed') {
     reasons.push(
@@ -194,6 +206,12 @@ export function planRelease(request: ReleaseRequest, facts: ReleaseFacts): Relea
 
   if (reasons.length > 0) return { refused: true, reasons };
   return { refused: false, moves: moves.filter((move) => !isAt(move.from, move.to)) };
+}
+
+/** The alias sends its routed share to a version older than its stable one. */
+export function isReversed(alias: LiveAlias): boolean {
+  const routed = alias.routing[0];
+  return routed !== undefined && /^\d+$/.test(routed.version) && /^\d+$/.test(alias.stableVersion) && Number(routed.version) < Number(alias.stableVersion);
 }
 
 export function isAt(alias: LiveAlias, target: AliasTarget): boolean {
@@ -257,13 +275,16 @@ export function awsCliCommandFor(move: AliasMove): string {
 export interface ApplyOutcome {
   moved: AliasMove[];
   failed?: { move: AliasMove; error: string; nowAt?: LiveAlias | undefined } | undefined;
+  /** The move stopped after a success because its report could not be written. */
+  interrupted?: string | undefined;
   notAttempted: AliasMove[];
 }
 
 /** What an operator needs after a move stopped partway: what moved, what did not, how to go on. */
 export function describeIncompleteMove(action: ReleaseAction, outcome: ApplyOutcome): string[] {
-  const { moved, failed, notAttempted } = outcome;
+  const { moved, failed, interrupted, notAttempted } = outcome;
   const lines: string[] = [];
+  if (interrupted) lines.push(`STOPPED: the output could not be written (${interrupted}); no further alias was moved.`);
   if (failed) {
     lines.push(`FAILED on ${failed.move.from.functionName}: ${failed.error}`);
     if (failed.nowAt) lines.push(`  ${failed.move.from.functionName} is now at ${describeAlias(failed.nowAt)}`);

@@ -14,7 +14,7 @@ export const LIVE_ALIAS = 'live';
  * together, so a function missing here would be left behind on its old version: keep the two in
  * step (a test compares this list with the generated CloudFormation).
  */
-export const FUNCTION_KEYS = ['connect', 'disconnect', 'subscribe', 'unsubscribe', 'default', 'publish', 'history', 'fanout', 'authorize'] as const;
+export const FUNCTION_KEYS = ['connect', 'disconnect', 'subscribe', 'unsubscribe', 'default', 'publish', 'history', 'fanout', 'authorize', 'sweep', 'retention'] as const;
 
 export type FunctionKey = (typeof FUNCTION_KEYS)[number];
 

@@ -35,7 +35,7 @@ const DATABASE_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secre
 const DATABASE_HOST = 'cablecar-prod.proxy-abcdefghijkl.us-east-1.rds.amazonaws.com';
 // The functions that use PostgreSQL (serverless.yml custom.databaseFunctions), and the network
 // they are placed in (README, "Deploy into your account").
-const DATABASE_FUNCTIONS = ['subscribe', 'publish', 'history'];
+const DATABASE_FUNCTIONS = ['subscribe', 'publish', 'history', 'sweep', 'retention'];
 const SUBNETS = ['subnet-0123456789abcdef0', 'subnet-0fedcba9876543210'];
 const SECURITY_GROUPS = ['sg-0123456789abcdef0'];
 // What Lambda needs to manage a VPC function's network interfaces; the describes take no resource.
@@ -180,13 +180,19 @@ describe('functions behind the live alias', () => {
     }
   });
 
-  it('grants every invoke permission on an alias only, to its own API', () => {
+  it('grants every invoke permission on an alias only, to its own API or schedule', () => {
     const permissions = ofType('AWS::Lambda::Permission');
-    // seven routes and the $connect authorizer
-    expect(permissions).toHaveLength(8);
+    // seven routes, the $connect authorizer, and two schedules (sweep, retention)
+    expect(permissions).toHaveLength(10);
+    const rules = new Set(ofType('AWS::Events::Rule').map(([id]) => id));
     for (const [id, permission] of permissions) {
       const target = permission.Properties.FunctionName?.Ref;
       expect(resources[target]?.Type, `${id} → ${JSON.stringify(permission.Properties.FunctionName)}`).toBe('AWS::Lambda::Alias');
+      if (permission.Properties.Principal === 'events.amazonaws.com') {
+        const [rule] = [...referencedIds(permission.Properties.SourceArn)].filter((ref) => rules.has(ref));
+        expect(rule, id).toBeDefined();
+        continue;
+      }
       const api = id.endsWith('Websockets') ? 'WebsocketsApi' : 'HttpApi';
       expect(referencedIds(permission.Properties.SourceArn), id).toContain(api);
     }
@@ -197,9 +203,11 @@ describe('functions behind the live alias', () => {
     const fanoutAlias = aliases[0]![0];
     expect(template.Outputs.FanoutLiveAliasArn?.Value).toEqual({ Ref: fanoutAlias });
     const invokes = statements().filter(({ statement }) => list(statement.Action).includes('lambda:InvokeFunction'));
-    expect(invokes.map(({ owner }) => owner).sort()).toEqual(['FanoutRole', 'RdsInvokeFanoutRole']);
-    const rds = invokes.find(({ owner }) => owner === 'RdsInvokeFanoutRole')!;
-    expect(list(rds.statement.Resource)).toEqual([{ Ref: fanoutAlias }]);
+    // PostgreSQL, the sweep that dispatches again as PostgreSQL does, and fanout starting its shards.
+    expect(invokes.map(({ owner }) => owner).sort()).toEqual(['FanoutRole', 'RdsInvokeFanoutRole', 'SweepRole']);
+    for (const owner of ['RdsInvokeFanoutRole', 'SweepRole']) {
+      expect(list(invokes.find((invoke) => invoke.owner === owner)!.statement.Resource), owner).toEqual([{ Ref: fanoutAlias }]);
+    }
   });
 
   it('lets fanout start shards on its own versions only (never another function, never by reference)', () => {
@@ -252,8 +260,9 @@ describe('releases', () => {
 
     const throttles = alarms.get('ThrottlesAlarm');
     const watched = throttles.Metrics.filter((query: Json) => query.MetricStat);
-    // Every function but fanout, whose throttling is its reserved concurrency doing its job.
-    const throttled = FUNCTIONS.filter((name) => name !== 'fanout');
+    // Every function that serves clients but fanout, whose throttling is its reserved concurrency
+    // doing its job; not the scheduled sweep and retention either (a throttled run is the next run).
+    const throttled = FUNCTIONS.filter((name) => !['fanout', 'sweep', 'retention'].includes(name));
     expect(watched.map((query: Json) => query.MetricStat.Metric.MetricName)).toEqual(throttled.map(() => 'Throttles'));
     const byId = (versions: Json[]) => versions.map((version) => version['Fn::GetAtt'][0]).sort();
     expect(byId(watched.map((query: Json) => dimensions(query.MetricStat.Metric).ExecutedVersion))).toEqual(byId(throttled.map(newVersion)));
@@ -268,6 +277,52 @@ describe('releases', () => {
   it('keeps DynamoDB items expiring (TTL on the table)', () => {
     const [[, table]] = ofType('AWS::DynamoDB::Table') as [[string, Resource]];
     expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
+  });
+});
+
+describe('nothing dispatched is lost', () => {
+  it("configures fanout:live's asynchronous invocations: 2 retries, 1 h maximum age, failures to an SQS queue", () => {
+    const configs = ofType('AWS::Lambda::EventInvokeConfig');
+    expect(configs).toHaveLength(1);
+    const [, config] = configs[0]!;
+    expect(config.Properties).toEqual({
+      FunctionName: `cablecar-${STAGE}-fanout`,
+      Qualifier: 'live',
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['FanoutFailuresQueue', 'Arn'] } } },
+    });
+    expect(list(config.DependsOn)).toContain(liveFunction('fanout').aliases[0]![0]);
+    expect(resources.FanoutFailuresQueue).toMatchObject({ Type: 'AWS::SQS::Queue', Properties: { QueueName: `cablecar-${STAGE}-fanout-failures` } });
+  });
+
+  it('alarms as soon as one failed fan-out waits in the queue', () => {
+    const alarm = resources.FanoutFailuresAlarm!;
+    expect(alarm.Type).toBe('AWS::CloudWatch::Alarm');
+    expect(alarm.Properties).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['FanoutFailuresQueue', 'QueueName'] } }],
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+  });
+
+  it.each([
+    ['sweep', 'rate(5 minutes)'],
+    ['retention', 'rate(1 hour)'],
+  ])('runs %s on an EventBridge schedule (%s), through its live alias', (name, rate) => {
+    const aliasId = liveFunction(name).aliases[0]![0];
+    const rules = ofType('AWS::Events::Rule').filter(([, rule]) => rule.Properties.Targets.some((t: Json) => referencedIds(t.Arn).has(aliasId)));
+    expect(rules).toHaveLength(1);
+    expect(rules[0]![1].Properties.ScheduleExpression).toBe(rate);
+    expect(rules[0]![1].Properties.State ?? 'ENABLED').toBe('ENABLED');
+  });
+
+  it('gives retention its settings from the stage parameters, and sweep the fanout function it dispatches to', () => {
+    const env = (name: string) => resources[liveFunction(name).functionId!]!.Properties.Environment.Variables;
+    expect(env('retention')).toMatchObject({ MESSAGE_RETENTION_SECONDS: '2592000', MESSAGE_RETENTION_COUNT: '100000' });
+    expect(env('sweep')).toMatchObject({ FANOUT_FUNCTION_NAME: `cablecar-${STAGE}-fanout` });
   });
 });
 
@@ -309,7 +364,9 @@ describe('least privilege', () => {
     // in the VPC, with the network params: their network interfaces too
     publish: [...ENI_ACTIONS, 'secretsmanager:GetSecretValue'],
     history: [...ENI_ACTIONS, 'secretsmanager:GetSecretValue'],
-    fanout: ['dynamodb:DeleteItem', 'dynamodb:Query', 'execute-api:ManageConnections', 'lambda:InvokeFunction'],
+    fanout: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query', 'execute-api:ManageConnections', 'lambda:InvokeFunction', 'sqs:SendMessage'],
+    sweep: ['dynamodb:BatchGetItem', ...ENI_ACTIONS, 'lambda:InvokeFunction', 'secretsmanager:GetSecretValue'],
+    retention: [...ENI_ACTIONS, 'secretsmanager:GetSecretValue'],
   };
 
   it.each(FUNCTIONS)('gives %s its own role with only what it uses', (name) => {
@@ -329,14 +386,15 @@ describe('least privilege', () => {
     for (const { statement } of rest) {
       const targets = list(statement.Resource).flatMap((resource) => [...referencedIds(resource)]);
       const service = String(list(statement.Action)[0]).split(':')[0]!;
-      // fanout's own versions are named, not referenced (see "lets fanout start shards ...")
+      // fanout's own versions are named, not referenced (see "lets fanout start shards ..."); the
+      // sweep's is fanout's live alias (see "lets PostgreSQL invoke the fanout alias only ...")
       if (service === 'lambda') continue;
       if (service === 'ec2') expect(networkInterfaceResources(statement), JSON.stringify(statement)).toBe(true);
       else if (service === 'secretsmanager') {
         // The token secret (a reference to it) or the database secret (the ARN the stage names), one per statement.
         expect(list(statement.Resource)).toHaveLength(1);
         expect(list(statement.Resource)[0] === DATABASE_SECRET_ARN || targets.includes('JwtSecret')).toBe(true);
-      } else expect(targets).toContain(service === 'dynamodb' ? 'ConnectionsTable' : 'WebsocketsApi');
+      } else expect(targets).toContain({ dynamodb: 'ConnectionsTable', sqs: 'FanoutFailuresQueue' }[service] ?? 'WebsocketsApi');
     }
   });
 });
@@ -400,7 +458,7 @@ describe('small functions (README, "Small functions")', () => {
   // Every function, fanout and subscribe included: they post over node:http, not undici (whose pool
   // alone is 283 KB, its HTTP parser twice as WebAssembly).
   const BUDGET_KB = 200;
-  const USES_POSTGRES = new Set(['publish', 'history', 'subscribe']);
+  const USES_POSTGRES = new Set(['publish', 'history', 'subscribe', 'sweep', 'retention']);
 
   it.each(FUNCTIONS)('packages %s alone: one minified bundle within its budget, with only what it uses', (name) => {
     const entries = packages.get(name)!;
@@ -459,7 +517,7 @@ describe('secrets and database settings', () => {
 
   it('lets only those functions\' roles read the database secret, that ARN only, when the stage has one', () => {
     const reads = statements().filter(({ statement }) => list(statement.Resource).includes(DATABASE_SECRET_ARN) || list(statement.Action).some((action: string) => action.startsWith('kms:')));
-    expect(reads.map(({ owner }) => owner).sort()).toEqual(['HistoryRole', 'PublishRole', 'SubscribeRole']);
+    expect(reads.map(({ owner }) => owner).sort()).toEqual(['HistoryRole', 'PublishRole', 'RetentionRole', 'SubscribeRole', 'SweepRole']);
     for (const { statement } of reads) {
       expect(list(statement.Action)).toEqual(['secretsmanager:GetSecretValue']);
       expect(list(statement.Resource)).toEqual([DATABASE_SECRET_ARN]);

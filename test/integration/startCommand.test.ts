@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { freePort, freeStackPorts } from '../../infra/local/stack.js';
 
 /**
@@ -19,23 +20,41 @@ afterAll(async () => {
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-async function start(ports: Awaited<ReturnType<typeof freeStackPorts>> & { demoPort: number }): Promise<{ child: ChildProcess; output: () => string }> {
+type Ports = Awaited<ReturnType<typeof freeStackPorts>> & { demoPort: number };
+const allPorts = async (): Promise<Ports> => ({ ...(await freeStackPorts()), demoPort: await freePort() });
+
+function spawnStart(ports: Ports, dir = dataDir): ChildProcess {
   // As `npm start` runs it: node with tsx as a loader, so signals reach the stack itself.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'infra/local/start.ts'], {
+  return spawn(process.execPath, ['--import', 'tsx', 'infra/local/start.ts'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...withoutJwtSecret(process.env),
-      CABLECAR_DATA_DIR: dataDir,
+      CABLECAR_DATA_DIR: dir,
       CABLECAR_HTTP_PORT: String(ports.httpPort),
       CABLECAR_WS_PORT: String(ports.websocketPort),
       CABLECAR_LAMBDA_PORT: String(ports.lambdaPort),
       CABLECAR_PG_PORT: String(ports.postgresPort),
       CABLECAR_DYNAMODB_PORT: String(ports.dynamodbPort),
+      CABLECAR_HEALTH_PORT: String(ports.healthPort),
       CABLECAR_DEMO_PORT: String(ports.demoPort),
       LOG_LEVEL: 'WARN',
     },
   });
+}
+
+/** Runs `npm start` expecting it to refuse: its exit code and output. */
+async function refusedStart(ports: Ports, dir: string): Promise<{ code: number | null; output: string }> {
+  const child = spawnStart(ports, dir);
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+  return { code, output };
+}
+
+async function start(ports: Ports): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawnStart(ports);
   running = child;
   let text = '';
   child.stdout!.on('data', (chunk) => (text += chunk));
@@ -129,3 +148,65 @@ it('prints its URLs, keeps history across a restart, and stops every process on 
   // Two cold starts of the whole stack (each allowed 120 s by start()) and two stops: the
   // integration default of 60 s is one start's worth on a busy machine.
 }, 240_000);
+
+it('refuses a second start on the same data folder and a port in use before its banner, answers /health, survives an invalid UTF-8 frame, and stops with exit 1 when serverless-offline keeps dying', async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'cablecar-start-'));
+  const ports = await allPorts();
+  const first = await start(ports);
+  const token = /export TOKEN=(\S+)/.exec(first.output())![1]!;
+
+  const health = await fetch(`http://127.0.0.1:${ports.healthPort}/health`);
+  expect(health.status).toBe(200);
+  const parts = ((await health.json()) as { parts: Record<string, { up: boolean; pid?: number }> }).parts;
+  expect(Object.fromEntries(Object.entries(parts).map(([name, part]) => [name, part.up]))).toEqual({ postgres: true, dynamodb: true, offline: true, bridge: true });
+
+  const again = await refusedStart(await allPorts(), dataDir);
+  expect(again.code).toBe(1);
+  expect(again.output).toMatch(/another cablecar stack \(pid \d+\) is using the data folder/);
+  expect(again.output).not.toContain('cablecar is running');
+
+  const otherDir = await mkdtemp(join(tmpdir(), 'cablecar-start-'));
+  try {
+    const taken = await refusedStart({ ...(await allPorts()), httpPort: ports.httpPort }, otherDir);
+    expect(taken.code).toBe(1);
+    expect(taken.output).toContain(`port ${ports.httpPort} (http) is in use; set CABLECAR_HTTP_PORT to move it`);
+    expect(taken.output).not.toContain('cablecar is running');
+    const pgTaken = await refusedStart({ ...(await allPorts()), postgresPort: ports.postgresPort }, otherDir);
+    expect(pgTaken.output).toContain(`port ${ports.postgresPort} (postgres) is in use; set CABLECAR_PG_PORT to move it`);
+  } finally {
+    await rm(otherDir, { recursive: true, force: true });
+  }
+
+  // One text frame of invalid UTF-8: that socket is closed (1007), serverless-offline keeps running.
+  const socket = new WebSocket(`ws://127.0.0.1:${ports.websocketPort}?token=${token}`);
+  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+  const closed = new Promise<number>((resolve) => socket.once('close', resolve));
+  socket.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+  expect(await closed).toBe(1007);
+  const published = await fetch(`http://127.0.0.1:${ports.httpPort}/channels/after-bad-frame/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...bearer(token) },
+    body: '{"data":1}',
+  });
+  expect(published.status).toBe(202);
+
+  // serverless-offline killed: restarted with a log line; killed too often: the stack stops, exit 1.
+  const offlinePid = async () => ((await (await fetch(`http://127.0.0.1:${ports.healthPort}/health`)).json()) as any).parts.offline.pid as number;
+  const exited = new Promise<number | null>((resolve) => first.child.once('exit', (code) => resolve(code)));
+  for (let kill = 1; kill <= 4; kill++) {
+    process.kill(await offlinePid(), 'SIGKILL');
+    if (kill === 1) {
+      const deadline = Date.now() + 10_000;
+      while (!first.output().includes('serverless-offline was killed by SIGKILL; restarting it') && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(first.output()).toContain('[stack] serverless-offline was killed by SIGKILL; restarting it');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  expect(await exited).toBe(1);
+  expect(first.output()).toContain('cablecar: stopped, serverless-offline was killed by SIGKILL, the 4th time within 60 s');
+  for (const port of Object.values(ports)) expect(await portIsClosed(port), `port ${port} is closed`).toBe(true);
+  expect(processesUsing(dataDir), 'processes left behind').toBe('');
+  // One start-up, three refused starts and four serverless-offline restarts.
+}, 150_000);

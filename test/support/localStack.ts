@@ -13,9 +13,7 @@ import { registerDefaultToken, SocketClient, unregisterDefaultToken } from './so
 process.env.AWS_ACCESS_KEY_ID ??= 'local';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
 
-export async function startTestStack(
-  options: Partial<Pick<LocalStackOptions, 'functionEnv' | 'dynamodbPort'>> = {},
-): Promise<LocalStack & { logLines: string[] }> {
+export async function startTestStack(options: Partial<LocalStackOptions> = {}): Promise<LocalStack & { logLines: string[] }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'cablecar-test-'));
   const logLines: string[] = [];
   const echo = process.env.CABLECAR_TEST_LOG === '1';
@@ -25,6 +23,7 @@ export async function startTestStack(
       ...(await freeStackPorts()),
       ...options,
       logLevel: 'WARN',
+      ...options,
       log: (source, line) => {
         logLines.push(`[${source}] ${line}`);
         if (echo) console.log(`[${source}] ${line}`);

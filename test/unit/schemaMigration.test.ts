@@ -87,7 +87,7 @@ describe('a database in the layout before schema cablecar, with data', () => {
   });
 
   it('moves tables, data and bookkeeping into cablecar and applies only the migrations after 001', async () => {
-    expect(await migrate(url, { kind: 'local' })).toEqual(['002_cablecar_schema.sql', '003_sql_publish.sql']);
+    expect(await migrate(url, { kind: 'local' })).toEqual(['002_cablecar_schema.sql', '003_sql_publish.sql', '010_retention.sql']);
     const tables = await relationsIn(db, 'cablecar');
     expect(tables).toEqual([
       { name: 'channels', kind: 'r' },
@@ -101,6 +101,7 @@ describe('a database in the layout before schema cablecar, with data', () => {
       '001_messages.sql',
       '002_cablecar_schema.sql',
       '003_sql_publish.sql',
+      '010_retention.sql',
     ]);
     // Only the compatibility views (and their message function) are left in public.
     expect(await relationsIn(db, 'public')).toEqual([
@@ -162,7 +163,7 @@ describe('a fresh install into an application database that has its own messages
     await db.query(`CREATE TABLE messages (id serial PRIMARY KEY, body text); CREATE TABLE channels (slug text PRIMARY KEY)`);
     await db.query(`INSERT INTO messages (body) VALUES ('an application message')`);
 
-    expect(await migrate(url, { kind: 'local' })).toEqual(['001_messages.sql', '002_cablecar_schema.sql', '003_sql_publish.sql']);
+    expect(await migrate(url, { kind: 'local' })).toEqual(['001_messages.sql', '002_cablecar_schema.sql', '003_sql_publish.sql', '010_retention.sql']);
     expect(await relationsIn(db, 'public')).toEqual([
       { name: 'channels', kind: 'r' },
       { name: 'messages', kind: 'r' },

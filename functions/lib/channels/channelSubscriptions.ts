@@ -20,7 +20,8 @@ const REPLAY_PAGE = 200;
  * duplicates by seq), never missed. With `after`, the messages after that seq are replayed in order,
  * up to `replayLimit`; the reply's `seq` is the last one the client now has, so a client that was
  * away longer pages through history from there. A `seq` below `after` tells the client that the
- * channel is behind what it remembers.
+ * channel is behind what it remembers. `truncated: true, oldestSeq` says that messages after `after`
+ * were already pruned by retention (the replay starts at oldestSeq).
  *
  * The limit: a new subscription takes one of the connection's `maxSubscriptions` slots (a
  * conditional counter on the connection item); one the connection already holds takes none.
@@ -83,8 +84,10 @@ export async function subscribe(
 
   let seq = after;
   let replayed = 0;
+  let truncatedBefore: number | undefined;
   while (replayed < replayLimit) {
     const page = await deps.messages.history(channel, seq, Math.min(REPLAY_PAGE, replayLimit - replayed));
+    if (replayed === 0) truncatedBefore = page.truncatedBefore;
     for (const message of page.messages) {
       // One at a time: the socket must see the replay in seq order.
       if ((await deps.postToConnection(connectionId, JSON.stringify(messageFrame(message)))) === 'gone') {
@@ -99,7 +102,10 @@ export async function subscribe(
   // A client ahead of the channel (its database was restored, say) must not go on dropping new
   // messages as duplicates: tell it where the channel really is.
   if (replayed === 0 && after > 0) seq = Math.min(after, await deps.messages.lastSeq(channel));
-  return { type: 'subscribed', channel, seq, ...revision };
+  // Retention deleted messages between `after` and what was replayed: the client is told, never
+  // left to believe it has everything.
+  const truncated = truncatedBefore === undefined ? {} : { truncated: true as const, oldestSeq: truncatedBefore };
+  return { type: 'subscribed', channel, seq, ...truncated, ...revision };
 }
 
 const tooManySubscriptions = (max: number) =>

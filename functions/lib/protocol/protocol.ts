@@ -115,7 +115,7 @@ export interface ReplyToChange {
 
 export type ServerFrame =
   | ({ type: 'message' } & Message)
-  | ({ type: 'subscribed'; channel: string; seq: number } & ReplyToChange)
+  | ({ type: 'subscribed'; channel: string; seq: number; truncated?: true; oldestSeq?: number } & ReplyToChange)
   | ({ type: 'unsubscribed'; channel: string } & ReplyToChange)
   | { type: 'pong' }
   | { type: 'error'; code: ErrorCode; message: string; channel?: string };

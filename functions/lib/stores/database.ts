@@ -16,6 +16,11 @@ export function createPool({ max = 2, connectTimeoutMs = 3000, ...settings }: Da
   pool.on('error', (error) =>
     logger.warn('idle PostgreSQL client failed', { reason: error.message, code: (error as { code?: string }).code }),
   );
+  // A client whose backend is terminated while it is checked out, or as it is being released,
+  // emits 'error' when nobody listens (the pool listens only to idle clients): an unheard 'error'
+  // ends the process, the whole Lambda container (all of serverless-offline locally). The query in
+  // flight fails on its own and says why, so every client gets a listener for its whole life.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 

@@ -12,6 +12,14 @@ export interface PublishedMessage {
 export interface HistoryPage {
   messages: Message[];
   hasMore: boolean;
+  /** Set when messages after `after` were pruned by retention: the oldest seq still kept. */
+  truncatedBefore?: number | undefined;
+}
+
+/** Retention: each channel keeps at most this much history (either may be unset: no limit of that kind). */
+export interface RetentionLimits {
+  maxAgeSeconds?: number | undefined;
+  maxCount?: number | undefined;
 }
 
 /**
@@ -93,7 +101,43 @@ export function messageStore(pool: pg.Pool) {
            WHERE m.channel = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`,
           [channel, after, limit + 1],
         );
-        return { messages: rows.slice(0, limit).map((row) => row.message), hasMore: rows.length > limit };
+        // Read after the page, not beside it: a prune between the two reads is then reported, never
+        // a page that silently lacks what the prune took.
+        const pruned = await pool.query<{ pruned_through: string }>('SELECT pruned_through FROM cablecar.channels WHERE name = $1', [channel]);
+        const prunedThrough = Number(pruned.rows[0]?.pruned_through ?? 0);
+        return {
+          messages: rows.slice(0, limit).map((row) => row.message),
+          hasMore: rows.length > limit,
+          truncatedBefore: after < prunedThrough ? prunedThrough + 1 : undefined,
+        };
+      });
+    },
+
+    /**
+     * The dispatch events of messages published between `withinSeconds` and `olderThanSeconds` ago,
+     * oldest channel seq first: what the sweep checks for a completed fan-out.
+     */
+    publishedBetween({ olderThanSeconds, withinSeconds, limit }: { olderThanSeconds: number; withinSeconds: number; limit: number }) {
+      return withDatabase(async () => {
+        const { rows } = await pool.query<{ id: string; event: unknown }>(
+          `SELECT id, cablecar.dispatch_event(id) AS event FROM cablecar.messages
+            WHERE published_at < clock_timestamp() - make_interval(secs => $1)
+              AND published_at >= clock_timestamp() - make_interval(secs => $2)
+            ORDER BY channel, seq LIMIT $3`,
+          [olderThanSeconds, withinSeconds, limit],
+        );
+        return rows;
+      });
+    },
+
+    /** Deletes what every channel keeps beyond its retention; returns how many messages went. */
+    prune({ maxAgeSeconds, maxCount }: RetentionLimits): Promise<number> {
+      return withDatabase(async () => {
+        const { rows } = await pool.query<{ deleted: string }>(
+          'SELECT cablecar.prune(make_interval(secs => $1), $2) AS deleted',
+          [maxAgeSeconds ?? null, maxCount ?? null],
+        );
+        return Number(rows[0]?.deleted ?? 0);
       });
     },
 

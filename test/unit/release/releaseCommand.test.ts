@@ -128,6 +128,11 @@ interface Run {
 }
 
 async function release(...argv: string[]): Promise<Run> {
+  return releaseWithOutput(Infinity, ...argv);
+}
+
+/** Like `release`, but writing stdout fails after `outLines` lines, as a closed pipe (`| head`) does. */
+async function releaseWithOutput(outLines: number, ...argv: string[]): Promise<Run> {
   const out: string[] = [];
   const err: string[] = [];
   const regions: Array<string | undefined> = [];
@@ -135,7 +140,11 @@ async function release(...argv: string[]): Promise<Run> {
     regions.push(region);
     return { lambda: new LambdaClient({ region: 'us-east-1' }), codeDeploy: new CodeDeployClient({ region: 'us-east-1' }) };
   };
-  const code = await runRelease(argv, { out: (line) => out.push(line), err: (line) => err.push(line) }, createClients);
+  const write = (line: string) => {
+    if (out.length >= outLines) throw Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+    out.push(line);
+  };
+  const code = await runRelease(argv, { out: write, err: (line) => err.push(line) }, createClients);
   return { code, out: out.join('\n'), err: err.join('\n'), regions };
 }
 
@@ -365,8 +374,8 @@ describe('a move that fails partway (Lambda and CodeDeploy APIs mocked)', () => 
     expect(updates().map((u) => u.FunctionName)).toEqual([name('connect'), name('disconnect'), name('subscribe'), name('unsubscribe'), name('default')]);
     expect(run.err).toContain('FAILED on cablecar-dev-default: TooManyRequestsException: Rate exceeded');
     expect(run.err).toContain('Moved (4): cablecar-dev-connect, cablecar-dev-disconnect, cablecar-dev-subscribe, cablecar-dev-unsubscribe');
-    expect(run.err).toContain('Not moved (5): cablecar-dev-default, cablecar-dev-publish, cablecar-dev-history, cablecar-dev-fanout, cablecar-dev-authorize');
-    expect(run.err).toContain('aws lambda update-alias --function-name cablecar-dev-authorize');
+    expect(run.err).toContain(`Not moved (${ALL.length - 4}): ${ALL.slice(4).join(', ')}`);
+    expect(run.err).toContain('aws lambda update-alias --function-name cablecar-dev-retention');
     expect(run.out.split('\n').filter((line) => line.includes('moved '))).toHaveLength(4);
   });
 
@@ -399,6 +408,52 @@ describe('a move that fails partway (Lambda and CodeDeploy APIs mocked)', () => 
     expect(run.err).toContain('cablecar-dev-connect is now at 4 (80%) + 5 (20%)');
     expect(run.err).toContain('Moved: none.');
     expect(updates()).toHaveLength(1);
+  });
+});
+
+describe('output that cannot be written (Lambda and CodeDeploy APIs mocked)', () => {
+  it('stdout closed after two lines (| head -2): stops, exit 3, and stderr reports what moved', async () => {
+    stageAt(4, 0.1);
+    const run = await releaseWithOutput(2, 'shift', '--stage', 'dev', '--weight', '0.5');
+    expect(run.code).toBe(3);
+    // The header and the first move were written; the second move's line failed, so no third move.
+    expect(updates().map((u) => u.FunctionName)).toEqual([name('connect'), name('disconnect')]);
+    expect(run.err).toContain('STOPPED: the output could not be written (write EPIPE)');
+    expect(run.err).toContain('Moved (2): cablecar-dev-connect, cablecar-dev-disconnect');
+    expect(run.err).toContain('aws lambda update-alias --function-name cablecar-dev-fanout');
+  });
+
+  it('stdout closed before the first move: refused, nothing changed', async () => {
+    stageAt(4, 0.1);
+    const run = await releaseWithOutput(0, 'promote', '--stage', 'dev');
+    expect(run.code).toBe(1);
+    expect(run.err).toContain('Nothing was changed');
+    expect(updates()).toEqual([]);
+  });
+});
+
+describe('an alias reversed by hand (Lambda and CodeDeploy APIs mocked)', () => {
+  // fanout's newer version 5 is its stable one with 90 %, the older 4 gets 10 %: the others send 10 % to 5.
+  const reverseFanout = () => {
+    stageAt(4, 0.1);
+    setAlias(name('fanout'), { FunctionVersion: '5', weights: { '4': 0.1 } });
+  };
+
+  it.each([[['promote']], [['shift', '--weight', '0.5']], [['shift', '--weight', '0.5', '--to', 'latest-published']]])(
+    '%j refuses, naming the reversed function, and updates no alias',
+    async (argv) => {
+      reverseFanout();
+      const run = await release(...argv, '--stage', 'dev');
+      expect(run.code).toBe(1);
+      expect(run.err).toContain('cablecar-dev-fanout: its alias points the other way');
+      expect(run.err).not.toContain('cablecar-dev-connect: its alias');
+      expect(updates()).toEqual([]);
+    },
+  );
+
+  it('rollback is still accepted', async () => {
+    reverseFanout();
+    expect((await release('rollback', '--stage', 'dev')).code).toBe(0);
   });
 });
 

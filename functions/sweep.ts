@@ -1,0 +1,41 @@
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import middy from '@middy/core';
+import { sweepSettings } from './lib/config.js';
+import { sweepUnfinishedDispatches } from './lib/dispatch/dispatchSweep.js';
+import { logger } from './lib/logger.js';
+import { dispatchRecords, messages } from './lib/services.js';
+
+/**
+ * sweep: run by an EventBridge schedule (serverless.yml). Dispatches again, as PostgreSQL does (an
+ * asynchronous invoke of fanout:live with the same event), the messages whose fan-out never recorded
+ * its completion. Locally the dispatch bridge does this job itself (it marks a message dispatched
+ * only once fan-out answered, and sweeps what is left).
+ */
+let lambda: LambdaClient | undefined;
+
+export const handler = middy<unknown, { checked: number; redispatched: number; failed: number }>().handler(async () => {
+  const { FANOUT_FUNCTION_NAME, AWS_REGION, SWEEP_GRACE_SECONDS, SWEEP_WINDOW_SECONDS, SWEEP_BATCH_LIMIT } = sweepSettings();
+  lambda ??= new LambdaClient({ region: AWS_REGION });
+  const client = lambda;
+  const result = await sweepUnfinishedDispatches(
+    {
+      messages: await messages(),
+      dispatchRecords: dispatchRecords(),
+      dispatch: async (event) => {
+        await client.send(
+          new InvokeCommand({
+            FunctionName: FANOUT_FUNCTION_NAME,
+            Qualifier: 'live',
+            InvocationType: 'Event',
+            Payload: Buffer.from(JSON.stringify(event)),
+          }),
+        );
+      },
+    },
+    { graceSeconds: SWEEP_GRACE_SECONDS, windowSeconds: SWEEP_WINDOW_SECONDS, limit: SWEEP_BATCH_LIMIT },
+  );
+  // A failed re-dispatch is tried again at the next run (the message is still unfinished then).
+  if (result.failed > 0) logger.warn('sweep could not dispatch some messages again', result);
+  else logger.info('sweep done', result);
+  return result;
+});

@@ -1,0 +1,158 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import type pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { sweepUnfinishedDispatches } from '../../functions/lib/dispatch/dispatchSweep.js';
+import { parseDispatchEvent } from '../../functions/lib/protocol/dispatchEvent.js';
+import { createPool } from '../../functions/lib/stores/database.js';
+import { dispatchRecordStore } from '../../functions/lib/stores/dispatchRecordStore.js';
+import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
+import { runRedrive } from '../../infra/redrive/redrive.js';
+import { migrate } from '../../infra/migrate.js';
+import { startDynamo, startPostgres, type TestDynamo, type TestPostgres } from '../support/databases.js';
+
+/**
+ * On AWS nothing dispatched is lost: fanout records its completion (DynamoDB), the sweep dispatches
+ * again what has no record (real PostgreSQL and dynalite; the re-dispatch is a recorded function),
+ * and the redrive command dispatches again what Lambda put in the on-failure queue (SQS and Lambda
+ * APIs mocked).
+ */
+const fixture = async (name: string) => JSON.parse(await readFile(join(import.meta.dirname, '..', 'fixtures', 'dispatch-record', name), 'utf8'));
+
+let postgres: TestPostgres;
+let dynamo: TestDynamo;
+let pool: pg.Pool;
+let store: MessageStore;
+
+beforeAll(async () => {
+  [postgres, dynamo] = await Promise.all([startPostgres(), startDynamo()]);
+  await migrate(postgres.url, { kind: 'local' });
+  pool = createPool({ connectionString: postgres.url, max: 2 });
+  store = messageStore(pool);
+});
+afterAll(async () => {
+  await pool?.end();
+  await Promise.all([postgres?.stop(), dynamo?.stop()]);
+});
+
+describe('the sweep (AWS)', () => {
+  it('dispatches again, with their dispatch events, exactly the messages in its window that have no completion record', async () => {
+    const records = dispatchRecordStore(dynamo.tableRef);
+    const published = [];
+    for (let i = 0; i < 5; i++) published.push(await store.publish('sweep-a', JSON.stringify({ i })));
+    const tooNew = await store.publish('sweep-a', '"too new"');
+    await pool.query(`UPDATE cablecar.messages SET published_at = now() - interval '20 minutes' WHERE id <> $1`, [tooNew.id]);
+    const tooOld = await store.publish('sweep-old', '"too old"');
+    await pool.query(`UPDATE cablecar.messages SET published_at = now() - interval '2 days' WHERE id = $1`, [tooOld.id]);
+    // Fan-out completed for seqs 1, 3 and 5.
+    for (const message of [published[0]!, published[2]!, published[4]!]) await records.recordCompleted(message);
+
+    const dispatched: unknown[] = [];
+    const result = await sweepUnfinishedDispatches(
+      { messages: store, dispatchRecords: records, dispatch: async (event) => void dispatched.push(event) },
+      { graceSeconds: 600, windowSeconds: 6 * 3600, limit: 100 },
+    );
+
+    expect(result).toEqual({ checked: 5, redispatched: 2, failed: 0 });
+    expect(dispatched.map((event) => parseDispatchEvent(event).message.seq)).toEqual([2, 4]);
+    expect(parseDispatchEvent(dispatched[0]).message).toMatchObject({ id: published[1]!.id, channel: 'sweep-a', data: { i: 1 } });
+  });
+
+  it('reads a version-1 completion record (test/fixtures/dispatch-record/v1.json) by its key alone', async () => {
+    const item = await fixture('v1.json');
+    await dynamo.tableRef.client.send(new PutCommand({ TableName: dynamo.tableName, Item: { ...item, extra: 'from a newer writer' } }));
+    const id = String(item.pk).slice('DISPATCH#'.length);
+    expect(await dispatchRecordStore(dynamo.tableRef).completed([id, 'a2c4e0a8-0000-4000-8000-000000000000'])).toEqual(new Set([id]));
+  });
+
+  it('counts a re-dispatch that fails, and leaves it for the next run', async () => {
+    const message = await store.publish('sweep-fail', '1');
+    await pool.query(`UPDATE cablecar.messages SET published_at = now() - interval '20 minutes' WHERE id = $1`, [message.id]);
+    const result = await sweepUnfinishedDispatches(
+      {
+        messages: { publishedBetween: (o) => store.publishedBetween(o).then((rows) => rows.filter((r) => r.id === message.id)) },
+        dispatchRecords: dispatchRecordStore(dynamo.tableRef),
+        dispatch: async () => {
+          throw new Error('TooManyRequestsException');
+        },
+      },
+      { graceSeconds: 600, windowSeconds: 3600, limit: 100 },
+    );
+    expect(result).toEqual({ checked: 1, redispatched: 0, failed: 1 });
+  });
+});
+
+describe('npm run redrive (SQS and Lambda APIs mocked)', () => {
+  const sqs = mockClient(SQSClient);
+  const lambda = mockClient(LambdaClient);
+  beforeEach(() => {
+    sqs.reset();
+    lambda.reset();
+  });
+
+  async function run(queue: Array<{ MessageId: string; ReceiptHandle: string; Body: string }>, ...argv: string[]) {
+    const pending = [...queue];
+    sqs.on(GetQueueUrlCommand).callsFake(({ QueueName }) => ({ QueueUrl: `https://sqs.local/123/${QueueName}` }));
+    sqs.on(ReceiveMessageCommand).callsFake(({ MaxNumberOfMessages }) => ({ Messages: pending.splice(0, MaxNumberOfMessages) }));
+    sqs.on(DeleteMessageCommand).resolves({});
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runRedrive(argv, { out: (l) => out.push(l), err: (l) => err.push(l) }, () => ({
+      sqs: new SQSClient({ region: 'us-east-1' }),
+      lambda: new LambdaClient({ region: 'us-east-1' }),
+    }));
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  }
+
+  it('invokes fanout:live asynchronously with each original event, then deletes its record', async () => {
+    const record = await fixture('fanout-failure-record.json');
+    lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
+    const queue = Array.from({ length: 12 }, (_, i) => ({ MessageId: `m${i}`, ReceiptHandle: `r${i}`, Body: JSON.stringify(record) }));
+
+    const result = await run(queue, '--stage', 'prod');
+
+    expect(result.code).toBe(0);
+    expect(sqs.commandCalls(GetQueueUrlCommand)[0]!.args[0].input).toEqual({ QueueName: 'cablecar-prod-fanout-failures' });
+    const invokes = lambda.commandCalls(InvokeCommand).map((call) => call.args[0].input);
+    expect(invokes).toHaveLength(12);
+    expect(invokes[0]).toMatchObject({ FunctionName: 'cablecar-prod-fanout', Qualifier: 'live', InvocationType: 'Event' });
+    expect(JSON.parse(Buffer.from(invokes[0]!.Payload as Uint8Array).toString())).toEqual(record.requestPayload);
+    expect(sqs.commandCalls(DeleteMessageCommand).map((call) => call.args[0].input.ReceiptHandle)).toEqual(queue.map((m) => m.ReceiptHandle));
+    expect(result.out).toContain('Dispatched again: 12; left in the queue: 0.');
+  });
+
+  it('leaves in the queue what is not a dispatch event, and what could not be invoked, and exits 1', async () => {
+    const record = await fixture('fanout-failure-record.json');
+    lambda.on(InvokeCommand).rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'TooManyRequestsException' })).resolves({ StatusCode: 202 });
+    const result = await run(
+      [
+        { MessageId: 'bad', ReceiptHandle: 'r-bad', Body: '{"requestPayload":{"v":1}}' },
+        { MessageId: 'throttled', ReceiptHandle: 'r-throttled', Body: JSON.stringify(record) },
+        { MessageId: 'ok', ReceiptHandle: 'r-ok', Body: JSON.stringify(record) },
+      ],
+      '--stage',
+      'prod',
+    );
+    expect(result.code).toBe(1);
+    expect(sqs.commandCalls(DeleteMessageCommand).map((call) => call.args[0].input.ReceiptHandle)).toEqual(['r-ok']);
+    expect(result.out).toContain('left in the queue: bad is not a fan-out failure record');
+    expect(result.out).toContain('could not dispatch room-1#7 again (left in the queue): Rate exceeded');
+    expect(result.out).toContain('Dispatched again: 1; left in the queue: 2.');
+  });
+
+  it('--max caps one run; a missing --stage is a usage error that calls no AWS API', async () => {
+    const record = await fixture('fanout-failure-record.json');
+    lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
+    const queue = Array.from({ length: 5 }, (_, i) => ({ MessageId: `m${i}`, ReceiptHandle: `r${i}`, Body: JSON.stringify(record) }));
+    expect((await run(queue, '--stage', 'prod', '--max', '3')).code).toBe(0);
+    expect(lambda.commandCalls(InvokeCommand)).toHaveLength(3);
+    lambda.reset();
+    sqs.reset();
+    expect((await run([], '--max', '3')).code).toBe(2);
+    expect(sqs.calls()).toHaveLength(0);
+  });
+});
