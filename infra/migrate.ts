@@ -71,7 +71,8 @@ export async function migrate(
       }
       await client.query('COMMIT');
     } catch (error) {
-      await client.query('ROLLBACK');
+      // A lost connection fails the ROLLBACK too (the server rolls back by itself): report the cause.
+      await client.query('ROLLBACK').catch(() => {});
       throw error;
     }
     log(`dispatch variant: ${variant.kind}`);
@@ -82,25 +83,60 @@ export async function migrate(
   }
 }
 
-// npm run migrate -- --dispatch aws --fanout-function cablecar-prod-fanout --region eu-west-1
-if (process.argv[1] === import.meta.filename) {
-  const { values } = parseArgs({
-    options: {
-      dispatch: { type: 'string', default: 'local' },
-      'fanout-function': { type: 'string' },
-      region: { type: 'string', default: process.env.AWS_REGION },
-    },
-  });
+const HELP = `Usage: DATABASE_URL=postgres://… npm run migrate -- [--dispatch local | --dispatch aws --fanout-function <name> --region <region>]
+
+Applies the SQL migrations of infra/sql/migrations that the database has not had yet, then installs
+the dispatch variant: local (NOTIFY, for the local stack's bridge; the default) or aws (aws_lambda.invoke
+of the fanout function's "live" alias). One transaction; safe to run again and concurrently.
+--region defaults to AWS_REGION.
+
+Exit status: 0 done, 1 the migration failed (nothing was changed), 2 usage error.`;
+
+/** `npm run migrate`; returns the exit status. */
+async function runMigrate(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        dispatch: { type: 'string', default: 'local' },
+        'fanout-function': { type: 'string' },
+        region: { type: 'string', default: process.env.AWS_REGION },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const usage = (problem: string) => {
+    console.error(`${problem}\n\n${HELP}`);
+    return 2;
+  };
   const url = process.env.DATABASE_URL;
-  if (!url) throw new Error('DATABASE_URL is required');
+  if (!url) return usage('DATABASE_URL is required');
   let variant: DispatchVariant;
   if (values.dispatch === 'aws') {
-    if (!values['fanout-function'] || !values.region) throw new Error('--dispatch aws needs --fanout-function and --region');
+    if (!values['fanout-function'] || !values.region) return usage('--dispatch aws needs --fanout-function and --region (or AWS_REGION)');
     variant = { kind: 'aws', fanoutFunction: values['fanout-function'], region: values.region };
   } else if (values.dispatch === 'local') {
     variant = { kind: 'local' };
   } else {
-    throw new Error(`--dispatch must be "local" or "aws", not "${values.dispatch}"`);
+    return usage(`--dispatch must be "local" or "aws", not "${values.dispatch}"`);
   }
-  await migrate(url, variant, console.log);
+  try {
+    await migrate(url, variant, console.log);
+    return 0;
+  } catch (error) {
+    console.error(`migrate failed: ${(error as Error).message}`);
+    return 1;
+  }
 }
+
+// npm run migrate -- --dispatch aws --fanout-function cablecar-prod-fanout --region eu-west-1
+if (process.argv[1] === import.meta.filename) process.exitCode = await runMigrate(process.argv.slice(2));
