@@ -30,6 +30,8 @@ export interface LocalStackOptions {
   healthPort?: number | undefined;
   /** The variable that sets each port, named when one is taken (e.g. CABLECAR_HTTP_PORT). */
   portVariables?: Partial<Record<PortOption, string>>;
+  /** Ports the caller binds once the stack is up (`npm start`'s demo page): checked with the stack's own. */
+  callerPorts?: readonly PortClaim[];
   stage?: string;
   /** The HS256 token secret; default CABLECAR_JWT_SECRET, else one generated into `dataDir` and kept there. */
   jwtSecret?: string;
@@ -221,6 +223,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       const port = options[key];
       return port === undefined ? [] : [{ port, what: key.replace(/Port$/, ''), variable: variables[key] }];
     });
+    claims.push(...(options.callerPorts ?? []));
     await assertPortsFree(claims);
 
     const jwtSecret = options.jwtSecret ?? (await loadOrCreateJwtSecret(dataDir));

@@ -23,16 +23,20 @@ const defaults: Record<PortOption, number> = {
   dynamodbPort: 4567,
   healthPort: 3004,
 };
-const port = (key: PortOption) => {
-  const text = env[portVariables[key]];
-  if (text === undefined || text === '') return defaults[key];
+const portFrom = (variable: string, fallback: number) => {
+  const text = env[variable];
+  if (text === undefined || text === '') return fallback;
   const value = Number(text);
   if (!Number.isInteger(value) || value < 1 || value > 65535) {
-    console.error(`cablecar: ${portVariables[key]}=${text} is not a port number (1-65535)`);
+    console.error(`cablecar: ${variable}=${text} is not a port number (1-65535)`);
     process.exit(2);
   }
   return value;
 };
+const port = (key: PortOption) => portFrom(portVariables[key], defaults[key]);
+// The demo page is started after the stack (it needs its URLs), but its port is checked with the
+// stack's, before anything starts.
+const demoPort = portFrom('CABLECAR_DEMO_PORT', 3003);
 
 const options = {
   dataDir: resolve(localDataDir()),
@@ -43,16 +47,9 @@ const options = {
   dynamodbPort: port('dynamodbPort'),
   healthPort: port('healthPort'),
   portVariables,
+  callerPorts: [{ port: demoPort, what: 'demo', variable: 'CABLECAR_DEMO_PORT' }],
   logLevel: env.LOG_LEVEL ?? 'INFO',
 };
-// Started after the stack (it needs its URLs), but still before the banner: a taken port fails
-// there with one line, like the stack's own ports.
-const demoPortText = env.CABLECAR_DEMO_PORT;
-const demoPort = demoPortText ? Number(demoPortText) : 3003;
-if (!Number.isInteger(demoPort) || demoPort < 1 || demoPort > 65535) {
-  console.error(`cablecar: CABLECAR_DEMO_PORT=${demoPortText} is not a port number (1-65535)`);
-  process.exit(2);
-}
 
 const verbose = env.CABLECAR_VERBOSE === '1';
 const quiet = new Set(['postgres']);

@@ -103,7 +103,7 @@ const processesUsing = (text: string) => {
 
 it('prints its URLs, keeps history across a restart, and stops every process on Ctrl-C', async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'cablecar-start-'));
-  const ports = { ...(await freeStackPorts()), demoPort: await freePort() };
+  const ports = await allPorts();
   const httpUrl = `http://127.0.0.1:${ports.httpPort}`;
 
   const first = await start(ports);
@@ -173,6 +173,10 @@ it('refuses a second start on the same data folder and a port in use before its 
     expect(taken.output).not.toContain('cablecar is running');
     const pgTaken = await refusedStart({ ...(await allPorts()), postgresPort: ports.postgresPort }, otherDir);
     expect(pgTaken.output).toContain(`port ${ports.postgresPort} (postgres) is in use; set CABLECAR_PG_PORT to move it`);
+    // The demo page starts after the stack, but its port is checked with the others, before anything starts.
+    const demoTaken = await refusedStart({ ...(await allPorts()), demoPort: ports.demoPort }, otherDir);
+    expect(demoTaken.output).toContain(`port ${ports.demoPort} (demo) is in use; set CABLECAR_DEMO_PORT to move it`);
+    expect(demoTaken.output).not.toContain('[offline]');
   } finally {
     await rm(otherDir, { recursive: true, force: true });
   }
