@@ -21,7 +21,6 @@ export async function startTestStack(options: Partial<LocalStackOptions> = {}): 
     const stack = await startLocalStack({
       dataDir,
       ...(await freeStackPorts()),
-      ...options,
       logLevel: 'WARN',
       ...options,
       log: (source, line) => {
