@@ -33,9 +33,12 @@ async function repliesTo(client: SocketClient, ids: string[]): Promise<Frame[]> 
 /** Whether the client receives what is published on the channel now (a probe message). */
 async function receives(client: SocketClient, channel: string): Promise<boolean> {
   const { body } = await publish(stack, channel, { probe: true });
+  // Fan-out has run to its end for this seq: the frame was written to the socket, or never will be.
   await stack.dispatchIdle();
-  // fan-out has run to its end for this seq: the frame is there or never will be.
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // A pong asked for now comes behind it on the same socket (no guessed wait that a slow run outlasts).
+  const id = `probe-${channel}-${body.seq}`;
+  client.send({ action: 'ping', id });
+  await client.waitUntil((frames) => frames.some((f) => f.type === 'pong' && f.id === id), `the pong to ${id}`);
   return client.messages(channel).some((m) => m.seq === body.seq);
 }
 
