@@ -189,8 +189,19 @@ export async function startDispatchBridge(options: DispatchBridgeOptions): Promi
     client.on('notification', (notification) => {
       if (notification.channel === NOTIFY_CHANNEL) void sweep();
     });
-    await client.connect();
-    await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+    } catch (error) {
+      // Connected but LISTEN failed (the database going down again): not left open beside the next try.
+      await client.end().catch(() => {});
+      throw error;
+    }
+    if (stopped) {
+      // Stopped while this (re)connect was under way: stop() could not end it.
+      await client.end().catch(() => {});
+      return;
+    }
     listener = client;
     // Whatever was published while nobody listened.
     void sweep();
@@ -213,7 +224,14 @@ export async function startDispatchBridge(options: DispatchBridgeOptions): Promi
     reconnecting = false;
   }
 
-  await connect();
+  try {
+    await connect();
+  } catch (error) {
+    stopped = true; // no reconnect loop left behind by a bridge that never started
+    await pool.end().catch(() => {});
+    lambda.destroy();
+    throw error;
+  }
   const sweeper = setInterval(() => void sweep(), sweepIntervalMs);
 
   const settle = async () => {
