@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../infra/local/stack.js';
+import { freeStackPorts } from '../../infra/local/stack.js';
 import { startDelayingProxy, type DelayingProxy } from '../support/delayingProxy.js';
 import { publish, startTestStack, type TestStack } from '../support/localStack.js';
 import { SocketClient, socketsOfThisFile, type Frame } from '../support/socketClient.js';
@@ -14,9 +14,11 @@ let proxy: DelayingProxy;
 const { connect, closeAll } = socketsOfThisFile(() => stack.websocketUrl);
 
 beforeAll(async () => {
-  const dynamodbPort = await freePort();
-  proxy = await startDelayingProxy(`http://127.0.0.1:${dynamodbPort}`);
-  stack = await startTestStack({ dynamodbPort, functionEnv: { DYNAMODB_ENDPOINT: proxy.url } });
+  // Bound before the stack's ports are chosen, so that none of them can be the proxy's.
+  proxy = await startDelayingProxy('http://127.0.0.1:0');
+  const ports = await freeStackPorts();
+  proxy.target = `http://127.0.0.1:${ports.dynamodbPort}`;
+  stack = await startTestStack({ ...ports, functionEnv: { DYNAMODB_ENDPOINT: proxy.url } });
 });
 afterAll(async () => {
   await closeAll();

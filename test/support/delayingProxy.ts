@@ -15,6 +15,8 @@ export interface DelayRule {
 
 export interface DelayingProxy {
   url: string;
+  /** Where requests go; settable, so the proxy can be bound before the ports of what it fronts are chosen. */
+  target: string;
   port: number;
   rules: DelayRule[];
   /** The requests held back so far, as "<operation> <rule.contains>". */
@@ -23,7 +25,6 @@ export interface DelayingProxy {
 }
 
 export async function startDelayingProxy(target: string, port = 0): Promise<DelayingProxy> {
-  const upstream = new URL(target);
   const rules: DelayRule[] = [];
   const held: string[] = [];
   const server = createServer((incoming, outgoing) => {
@@ -37,6 +38,7 @@ export async function startDelayingProxy(target: string, port = 0): Promise<Dela
         held.push(`${operation} ${rule.contains}`);
         await new Promise((resolve) => setTimeout(resolve, rule.delayMs));
       }
+      const upstream = new URL(proxy.target);
       const forwarded = httpRequest(
         { host: upstream.hostname, port: upstream.port, method: incoming.method, path: incoming.url, headers: incoming.headers as IncomingHttpHeaders },
         (answer) => {
@@ -50,7 +52,8 @@ export async function startDelayingProxy(target: string, port = 0): Promise<Dela
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const { port: bound } = server.address() as { port: number };
-  return {
+  const proxy: DelayingProxy = {
+    target,
     url: `http://127.0.0.1:${bound}`,
     port: bound,
     rules,
@@ -61,4 +64,5 @@ export async function startDelayingProxy(target: string, port = 0): Promise<Dela
         server.close(() => resolve());
       }),
   };
+  return proxy;
 }
