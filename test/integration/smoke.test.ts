@@ -54,7 +54,9 @@ it('passes against the local stack, printing every step with its timing', async 
   const lines = stdout.trim().split('\n');
   for (const step of STEPS) expect(lines.some((line) => new RegExp(`^ok +${step.replace(/[(),]/g, '\\$&')} +\\d+ ms`).test(line)), step).toBe(true);
   expect(lines.at(-1)).toMatch(new RegExp(`^smoke passed: ${STEPS.length} steps in \\d+ ms$`));
-  expect(stdout).toContain('replayed 4, 5, then subscribed at 5');
+  // 4 and 5 replayed; a fan-out of 4 or 5 still in flight may also post it live beside the replay
+  // (at least once: the smoke step accepts that and says so).
+  expect(stdout).toMatch(/replayed (4, 5|[45](, [45]){2,} \(a live fan-out overlapped the replay: clients drop the duplicate\)), then subscribed at 5/);
 });
 
 it('fails at subscribe, saying why, while PostgreSQL is down', async () => {
