@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { SignJWT } from 'jose';
 import WebSocket from 'ws';
+import { mintDevToken } from '../local/devTokens.js';
 
 /**
  * The essential scenario against any stage, local or deployed (`npm run smoke`): connect, subscribe,
@@ -44,15 +44,8 @@ const fail = (reason: string): never => {
 };
 
 /** Signs a short-lived token for this run, covering the smoke channels only. */
-export async function mintSmokeToken({ secret, audience = 'cablecar', issuer }: { secret: string; audience?: string; issuer?: string }): Promise<string> {
-  const jwt = new SignJWT({ subscribe: [SMOKE_CHANNEL_PATTERN], publish: [SMOKE_CHANNEL_PATTERN] })
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject('cablecar-smoke')
-    .setAudience(audience)
-    .setIssuedAt()
-    .setExpirationTime('10m');
-  if (issuer) jwt.setIssuer(issuer);
-  return jwt.sign(new TextEncoder().encode(secret));
+export function mintSmokeToken({ secret, audience = 'cablecar', issuer }: { secret: string; audience?: string; issuer?: string }): Promise<string> {
+  return mintDevToken(secret, { sub: 'cablecar-smoke', subscribe: [SMOKE_CHANNEL_PATTERN], publish: [SMOKE_CHANNEL_PATTERN], ttlSeconds: 600, audience, issuer });
 }
 
 /** The same token with a signature that no longer matches: any stage must refuse it. */
