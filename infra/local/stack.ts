@@ -116,12 +116,12 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Free ports for every server of a stack, for tests and benchmarks that run beside `npm start`. All
- * are held open until the last is found, so that no two of them are the same port (a port closed
- * just now may be handed out again at once).
+ * Free ports for every server of a stack, and for `npm start`'s demo page, for tests and benchmarks
+ * that run beside `npm start`. All are held open until the last is found, so that no two of them are
+ * the same port (a port closed just now may be handed out again at once).
  */
 export async function freeStackPorts() {
-  const names = ['httpPort', 'websocketPort', 'lambdaPort', 'postgresPort', 'dynamodbPort', 'healthPort'] as const;
+  const names = ['httpPort', 'websocketPort', 'lambdaPort', 'postgresPort', 'dynamodbPort', 'healthPort', 'demoPort'] as const;
   const servers = [];
   for (const _ of names) {
     const server = createServer();

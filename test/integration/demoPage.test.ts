@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoServer, type DemoServer } from '../../infra/local/demo/demoServer.js';
-import { freePort, freeStackPorts, startLocalStack, type LocalStack } from '../../infra/local/stack.js';
+import { freeStackPorts, startLocalStack, type LocalStack } from '../../infra/local/stack.js';
 import { publish } from '../support/localStack.js';
 import { SocketClient } from '../support/socketClient.js';
 
@@ -15,7 +15,7 @@ import { SocketClient } from '../support/socketClient.js';
  */
 const CHANNEL = 'demo-room';
 let dataDir: string;
-let ports: Awaited<ReturnType<typeof freeStackPorts>>;
+let ports: Omit<Awaited<ReturnType<typeof freeStackPorts>>, 'demoPort'>;
 let demoPort: number;
 let stack: LocalStack | undefined;
 let demo: DemoServer | undefined;
@@ -49,7 +49,7 @@ const waitForState = (state: string, timeout = 15_000) => page.waitForSelector(`
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'cablecar-demo-'));
-  [ports, demoPort] = [await freeStackPorts(), await freePort()];
+  ({ demoPort, ...ports } = await freeStackPorts());
   try {
     await startStack();
     await startDemo();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { freePort, freeStackPorts } from '../../infra/local/stack.js';
+import { freeStackPorts } from '../../infra/local/stack.js';
 
 /**
  * `npm start` as a user runs it: prints where everything is and a token that works, keeps history
@@ -20,8 +20,8 @@ afterAll(async () => {
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-type Ports = Awaited<ReturnType<typeof freeStackPorts>> & { demoPort: number };
-const allPorts = async (): Promise<Ports> => ({ ...(await freeStackPorts()), demoPort: await freePort() });
+type Ports = Awaited<ReturnType<typeof freeStackPorts>>;
+const allPorts = freeStackPorts;
 
 function spawnStart(ports: Ports, dir = dataDir): ChildProcess {
   // As `npm start` runs it: node with tsx as a loader, so signals reach the stack itself.
