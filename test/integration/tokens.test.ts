@@ -2,6 +2,7 @@ import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { SignJWT, UnsecuredJWT, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTable, type TableRef } from '../../functions/lib/stores/dynamoTable.js';
+import { CLOCK_TOLERANCE_SECONDS } from '../../functions/lib/tokens/tokenClaims.js';
 import { history, publish, startTestStack, type TestStack } from '../support/localStack.js';
 import { ConnectRefused, SocketClient } from '../support/socketClient.js';
 
@@ -133,8 +134,8 @@ describe('subscribe', () => {
     const client = await connect(await stack.mintToken({ sub: 'short-lived', subscribe: ['expiring-*'], ttlSeconds }));
     const expiresAt = now() + ttlSeconds;
     await client.subscribe('expiring-a');
-    // Past exp and the 5 s clock tolerance the verifier allows.
-    while (now() <= expiresAt + 5) await new Promise((resolve) => setTimeout(resolve, 250));
+    // Past exp and the clock tolerance the verifier allows.
+    while (now() <= expiresAt + CLOCK_TOLERANCE_SECONDS) await new Promise((resolve) => setTimeout(resolve, 250));
 
     const refused = await client.request({ action: 'subscribe', channel: 'expiring-b' }, 'error');
     expect(refused).toMatchObject({ type: 'error', code: 'token_expired' });
