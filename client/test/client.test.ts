@@ -213,6 +213,38 @@ describe('one channel in order, exactly once', () => {
     expect(t.seqs()).toEqual([3]);
   });
 
+  it('skips what retention deleted when the reply says truncated: reports messages_pruned and goes on from oldestSeq', async () => {
+    const t = setUp();
+    for (let i = 0; i < 6; i++) t.publish('room-1', false);
+    t.client.subscribe('room-1', { after: 1, onMessage: t.onMessage });
+    const socket = await t.openSocket();
+    // Seq 2..4 were pruned: the replay starts at 5, and history starts there too.
+    const pruned = (request: HistoryRequest) => request.after < 4;
+    t.history.requests.length = 0;
+    socket.push(messageFrame(log.after('room-1', 4)[0]!));
+    socket.push(messageFrame(log.after('room-1', 5)[0]!));
+    socket.push({ type: 'subscribed', channel: 'room-1', seq: 6, truncated: true, oldestSeq: 5, id: socket.sent[0].id, rev: 1 });
+    t.publish('room-1');
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(t.errors).toEqual([expect.objectContaining({ code: 'messages_pruned', channel: 'room-1', message: expect.stringContaining('seq 2..4') })]);
+    expect(t.seqs()).toEqual([5, 6, 7]);
+    expect(t.history.requests.filter(pruned)).toEqual([]);
+  });
+
+  it('skips what retention deleted when history says truncated (the gap timer fired before the reply)', async () => {
+    for (let i = 0; i < 6; i++) log.publish('room-1');
+    const t = setUp({}, (request) => {
+      if (request.after >= 4) return undefined;
+      return Response.json({ channel: 'room-1', messages: log.after('room-1', 4, request.limit), hasMore: false, truncated: true, oldestSeq: 5 });
+    });
+    t.client.subscribe('room-1', { after: 1, onMessage: t.onMessage });
+    const socket = await t.openSocket();
+    socket.push(messageFrame(log.after('room-1', 5)[0]!));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(t.errors.map((e) => e.code)).toEqual(['messages_pruned']);
+    expect(t.seqs()).toEqual([5, 6]);
+  });
+
   it('does not take a reply below after for a reset when a live message arrived before it', async () => {
     const t = setUp();
     for (let i = 0; i < 5; i++) t.publish('room-1', false);
