@@ -75,6 +75,8 @@ export function createClient(options: ClientOptions): Client {
   let everOpened = false;
   let closed = false;
   let attempt = 0;
+  /** Sockets replaced because the server answered token_expired or not_connected, since the last confirmed subscription. */
+  let refusedInARow = 0;
   let frameIds = 0;
   let token: string | undefined;
   let reconnectTimer: Timer | undefined;
@@ -208,10 +210,10 @@ export function createClient(options: ClientOptions): Client {
   /** A socket that stopped answering, or one about to reach its time limit, is replaced. */
   function replaceSocket(delay?: number): void {
     dropSocket();
-    if (delay === 0 && !closed) {
+    if (delay !== undefined && !closed) {
       setState('reconnecting');
       clearTimeout(reconnectTimer);
-      reconnectTimer = setTimeout(connect, 0);
+      reconnectTimer = setTimeout(connect, delay);
     } else retryLater();
   }
 
@@ -254,7 +256,9 @@ export function createClient(options: ClientOptions): Client {
   function serverError(frame: { code: string; message: string }, sub: ChannelSub | undefined): void {
     const error: ClientError = { code: frame.code, message: frame.message, ...(sub ? { channel: sub.channel } : {}) };
     emitError(error);
-    if (frame.code === 'not_connected' || frame.code === 'token_expired') return replaceSocket(0);
+    // The first refusal is answered at once with a new socket (and a fresh token); more in a row
+    // (a server clock ahead of the token's issuer, say) back off, or the client would spin.
+    if (frame.code === 'not_connected' || frame.code === 'token_expired') return replaceSocket(refusedInARow++ ? backoff(refusedInARow) : 0);
     if (!sub) return;
     clearTimeout(sub.replyTimer);
     sub.pendingId = undefined;
@@ -280,6 +284,7 @@ export function createClient(options: ClientOptions): Client {
   // ---- one channel's order ----
 
   function confirmed(sub: ChannelSub, seq: number, oldestSeq?: number): void {
+    refusedInARow = 0;
     clearTimeout(sub.replyTimer);
     sub.pendingId = undefined;
     sub.retries = 0;

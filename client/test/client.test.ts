@@ -98,6 +98,20 @@ describe('connecting', () => {
     expect(t.sockets.sockets.map((s) => new URL(s.url).searchParams.get('token'))).toEqual(['token-1', 'token-2']);
   });
 
+  it('backs off when the server keeps answering token_expired to fresh tokens (clock skew), instead of spinning', async () => {
+    const t = setUp({ token: async () => 'fresh', backoff: { initialMs: 1_000, maxMs: 30_000 } });
+    t.client.subscribe('room-1', { onMessage: t.onMessage });
+    for (let round = 0; round < 40; round++) {
+      await vi.advanceTimersByTimeAsync(0);
+      const socket = t.sockets.last();
+      if (socket.readyState === 0) socket.open();
+      socket.push({ type: 'error', code: 'token_expired', message: 'the token has expired' });
+      await vi.advanceTimersByTimeAsync(100);
+    }
+    // 40 refusals within 4 s of client time: the first is answered at once, the others back off.
+    expect(t.sockets.sockets.length).toBeLessThan(10);
+  });
+
   it('gives up on an upgrade that never completes and tries again', async () => {
     const t = setUp({ replyTimeoutMs: 5_000, backoff: { initialMs: 10, maxMs: 10 } });
     await vi.advanceTimersByTimeAsync(4_999);
