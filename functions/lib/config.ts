@@ -156,6 +156,7 @@ export const sweepSettings = settings(
     FANOUT_FUNCTION_NAME: text(),
     SWEEP_GRACE_SECONDS: integer(60, 24 * 60 * 60, 600),
     SWEEP_WINDOW_SECONDS: integer(120, 24 * 60 * 60, 6 * 60 * 60),
+    /** Messages per page: the sweep reads its whole window page by page, until its time runs short. */
     SWEEP_BATCH_LIMIT: integer(1, 10_000, 2000),
     AWS_REGION: z._default(text(), 'us-east-1'),
   }),

@@ -16,6 +16,13 @@ export interface HistoryPage {
   truncatedBefore?: number | undefined;
 }
 
+/** Where a page of publishedBetween ended: the last message's publication time (as text, exact), channel and seq. */
+export interface PublishedCursor {
+  publishedAt: string;
+  channel: string;
+  seq: number;
+}
+
 /** Retention: each channel keeps at most this much history (either may be unset: no limit of that kind). */
 export interface RetentionLimits {
   maxAgeSeconds?: number | undefined;
@@ -114,19 +121,32 @@ export function messageStore(pool: pg.Pool) {
     },
 
     /**
-     * The dispatch events of messages published between `withinSeconds` and `olderThanSeconds` ago,
-     * oldest channel seq first: what the sweep checks for a completed fan-out.
+     * One page of the dispatch events of messages published between `withinSeconds` and
+     * `olderThanSeconds` ago, oldest first: what the sweep checks for a completed fan-out. `after` is
+     * the previous page's last `cursor` (publication time, to the microsecond, channel, seq), so a window
+     * of any size is read page by page through the published_at index.
      */
-    publishedBetween({ olderThanSeconds, withinSeconds, limit }: { olderThanSeconds: number; withinSeconds: number; limit: number }) {
+    publishedBetween({
+      olderThanSeconds,
+      withinSeconds,
+      limit,
+      after,
+    }: {
+      olderThanSeconds: number;
+      withinSeconds: number;
+      limit: number;
+      after?: PublishedCursor;
+    }): Promise<Array<{ id: string; event: unknown; cursor: PublishedCursor }>> {
       return withDatabase(async () => {
-        const { rows } = await pool.query<{ id: string; event: unknown }>(
-          `SELECT id, cablecar.dispatch_event(id) AS event FROM cablecar.messages
+        const { rows } = await pool.query<{ id: string; event: unknown; published_at: string; channel: string; seq: string }>(
+          `SELECT id, cablecar.dispatch_event(id) AS event, published_at::text AS published_at, channel, seq FROM cablecar.messages
             WHERE published_at < clock_timestamp() - make_interval(secs => $1)
               AND published_at >= clock_timestamp() - make_interval(secs => $2)
-            ORDER BY channel, seq LIMIT $3`,
-          [olderThanSeconds, withinSeconds, limit],
+              AND ($4::timestamptz IS NULL OR (published_at, channel, seq) > ($4::timestamptz, $5::text, $6::bigint))
+            ORDER BY published_at, channel, seq LIMIT $3`,
+          [olderThanSeconds, withinSeconds, limit, after?.publishedAt ?? null, after?.channel ?? null, after?.seq ?? null],
         );
-        return rows;
+        return rows.map(({ id, event, published_at, channel, seq }) => ({ id, event, cursor: { publishedAt: published_at, channel, seq: Number(seq) } }));
       });
     },
 
