@@ -40,10 +40,20 @@ export const PUBLISH_REFUSALS: Record<string, (message: string) => CablecarError
   CC004: (message) => new CablecarError('invalid_body', message),
 };
 
+/**
+ * What cablecar.publish() refused, as the client's error: its own SQLSTATEs, and PostgreSQL refusing
+ * the value itself (class 22, data exception, e.g. a text it cannot store; 54001, nesting beyond its
+ * stack), which is the body's fault, not the server's. Nothing was stored either way.
+ */
 function asPublishRefusal(error: unknown): unknown {
-  const code = (error as { code?: string }).code;
-  const refusal = code ? PUBLISH_REFUSALS[code] : undefined;
-  return refusal ? refusal((error as Error).message) : error;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string') return error;
+  const refusal = PUBLISH_REFUSALS[code];
+  if (refusal) return refusal((error as Error).message);
+  if (code.startsWith('22') || code === '54001') {
+    return new CablecarError('invalid_body', 'PostgreSQL cannot store this data as JSON; nothing was stored', 400, { cause: error });
+  }
+  return error;
 }
 
 /**
