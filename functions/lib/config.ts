@@ -162,3 +162,16 @@ export const sweepSettings = settings(
   }),
   'cablecar sweep settings',
 );
+
+/**
+ * Which function and version is running: set by the Lambda runtime (and by serverless-offline), read
+ * by the ServerErrors metric (its dimensions) and by fanout (its shards go to this same version).
+ * Both optional, so reading them never fails, not even while reporting another failure.
+ */
+export const runningFunction = settings(
+  z.object({
+    AWS_LAMBDA_FUNCTION_NAME: optional(text()),
+    AWS_LAMBDA_FUNCTION_VERSION: optional(text()),
+  }),
+  'the running function',
+);
