@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 import type { ConnectionStore } from '../stores/connectionStore.js';
 import type { PostToConnection } from './connectionGateway.js';
@@ -38,8 +39,6 @@ export interface FanOutDeps {
   connections: ConnectionStore;
   postToConnection: PostToConnection;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Posts one frame to many connections; shared by a whole-channel fan-out and a shard's. */
 function createDelivery(message: Message, deps: FanOutDeps, options: FanOutOptions) {
