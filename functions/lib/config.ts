@@ -16,7 +16,6 @@ const unsetIfEmpty = <T extends z.ZodMiniType>(schema: T) =>
  * Every setting cablecar reads from the environment, parsed once. serverless.yml sets these for the
  * Lambda functions; the local stack sets them for serverless-offline and the dispatch bridge.
  */
-
 const configSchema = z.object({
   STAGE: z._default(text(), 'local'),
   AWS_REGION: z._default(text(), 'us-east-1'),
