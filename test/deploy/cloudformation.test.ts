@@ -250,7 +250,7 @@ describe('releases', () => {
     // Counted by functions/lib/metrics.ts with exactly these dimensions.
     const serverErrors = alarms.get('ServerErrorsAlarm');
     const httpWatched = serverErrors.Metrics.filter((query: Json) => query.MetricStat).map((query: Json) => query.MetricStat.Metric);
-    const serverErrorFunctions = ['publish', 'history', 'subscribe', 'unsubscribe', 'default'];
+    const serverErrorFunctions = ['publish', 'history', 'connect', 'subscribe', 'unsubscribe', 'default'];
     expect(httpWatched.map((metric: Json) => [metric.Namespace, metric.MetricName])).toEqual(serverErrorFunctions.map(() => ['cablecar', 'ServerErrors']));
     expect(httpWatched.map(dimensions)).toEqual(
       serverErrorFunctions.map((name) => ({ service: 'cablecar', FunctionName: `cablecar-${STAGE}-${name}`, FunctionVersion: newVersion(name) })),
