@@ -13,7 +13,7 @@ import { benchSimulation, type SimulationFigures } from './simulation.js';
  * `npm run bench [-- --quick] [-- --only engines,simulation,bundles,local]`: the figures of the
  * delivery path on this machine, as one Markdown report printed at the end and written to
  * bench/results/<date>.md; progress goes to stderr while it runs. Timing goals live here, not in
- * the tests (README, "Fan-out at scale").
+ * the tests (docs/performance.md, "Fan-out at scale").
  */
 const { values } = parseArgs({
   options: {

@@ -75,6 +75,8 @@ export function createClient(options: ClientOptions): Client {
   let everOpened = false;
   let closed = false;
   let attempt = 0;
+  /** Sockets replaced because the server answered token_expired or not_connected, since the last confirmed subscription. */
+  let refusedInARow = 0;
   let frameIds = 0;
   let token: string | undefined;
   let reconnectTimer: Timer | undefined;
@@ -208,10 +210,10 @@ export function createClient(options: ClientOptions): Client {
   /** A socket that stopped answering, or one about to reach its time limit, is replaced. */
   function replaceSocket(delay?: number): void {
     dropSocket();
-    if (delay === 0 && !closed) {
+    if (delay !== undefined && !closed) {
       setState('reconnecting');
       clearTimeout(reconnectTimer);
-      reconnectTimer = setTimeout(connect, 0);
+      reconnectTimer = setTimeout(connect, delay);
     } else retryLater();
   }
 
@@ -244,7 +246,7 @@ export function createClient(options: ClientOptions): Client {
       // A reply that names another frame than the one awaited belongs to an earlier subscription; a
       // superseded one answers a change that a later one overtook, whose own reply is still to come.
       if (sub?.pendingId !== undefined && (frame.id === undefined || frame.id === sub.pendingId) && !frame.superseded) {
-        confirmed(sub, frame.seq);
+        confirmed(sub, frame.seq, frame.truncated && frame.oldestSeq);
       }
     } else if (frame.type === 'error') {
       serverError(frame, sub?.pendingId !== undefined && (frame.id === undefined || frame.id === sub.pendingId) ? sub : undefined);
@@ -254,7 +256,9 @@ export function createClient(options: ClientOptions): Client {
   function serverError(frame: { code: string; message: string }, sub: ChannelSub | undefined): void {
     const error: ClientError = { code: frame.code, message: frame.message, ...(sub ? { channel: sub.channel } : {}) };
     emitError(error);
-    if (frame.code === 'not_connected' || frame.code === 'token_expired') return replaceSocket(0);
+    // The first refusal is answered at once with a new socket (and a fresh token); more in a row
+    // (a server clock ahead of the token's issuer, say) back off, or the client would spin.
+    if (frame.code === 'not_connected' || frame.code === 'token_expired') return replaceSocket(refusedInARow++ ? backoff(refusedInARow) : 0);
     if (!sub) return;
     clearTimeout(sub.replyTimer);
     sub.pendingId = undefined;
@@ -279,10 +283,12 @@ export function createClient(options: ClientOptions): Client {
 
   // ---- one channel's order ----
 
-  function confirmed(sub: ChannelSub, seq: number): void {
+  function confirmed(sub: ChannelSub, seq: number, oldestSeq?: number): void {
+    refusedInARow = 0;
     clearTimeout(sub.replyTimer);
     sub.pendingId = undefined;
     sub.retries = 0;
+    if (oldestSeq) skipPruned(sub, oldestSeq);
     if (sub.last === undefined) {
       // Without `after`, the subscription starts at the channel's newest seq: older held ones go.
       sub.last = seq;
@@ -306,6 +312,25 @@ export function createClient(options: ClientOptions): Client {
       sub.gapTimer = undefined;
       void fill(sub);
     }
+  }
+
+  /**
+   * Retention deleted messages this subscription has not had (the reply or history says
+   * `truncated`, `oldestSeq`): no one can hand them over any more, so waiting for them would stall
+   * the channel for good. The application is told which seqs are gone, and delivery goes on from
+   * the oldest one kept.
+   */
+  function skipPruned(sub: ChannelSub, oldestSeq: number): void {
+    if (sub.last === undefined || oldestSeq <= sub.last + 1) return;
+    emitError({
+      code: 'messages_pruned',
+      channel: sub.channel,
+      message: `seq ${sub.last + 1}..${oldestSeq - 1} of ${sub.channel} were deleted by retention before this client had them; continuing from ${oldestSeq}`,
+    });
+    sub.last = oldestSeq - 1;
+    sub.known = Math.max(sub.known, sub.last);
+    sub.held.forEach((_, s) => s <= sub.last! && sub.held.delete(s));
+    drain(sub);
   }
 
   function receive(sub: ChannelSub, message: Message): void {
@@ -345,6 +370,7 @@ export function createClient(options: ClientOptions): Client {
     try {
       while (sub.active && sub.known > sub.last) {
         const page = await history(sub.channel, sub.last);
+        if (page.truncated) skipPruned(sub, page.oldestSeq!);
         page.messages.forEach((message) => receive(sub, message));
         if (!page.hasMore || page.messages.length === 0) break;
       }
@@ -365,7 +391,7 @@ export function createClient(options: ClientOptions): Client {
     if (sub.active && sub.known > sub.last && !sub.gapTimer) sub.gapTimer = setTimeout(() => fill(sub), retryIn || gapWaitMs);
   }
 
-  async function history(channel: string, after: number): Promise<{ messages: Message[]; hasMore: boolean }> {
+  async function history(channel: string, after: number): Promise<{ messages: Message[]; hasMore: boolean; truncated?: boolean; oldestSeq?: number }> {
     const url = `${httpUrl}/channels/${encodeURIComponent(channel)}/messages?after=${after}&limit=${pageSize}`;
     const get = () => doFetch(url, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
     let response = await get();

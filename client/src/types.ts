@@ -32,6 +32,8 @@ export type ClientErrorCode =
   | 'history_failed'
   /** The channel is behind what the client had (a restored database): delivery continues from the channel's seq. */
   | 'channel_reset'
+  /** Retention deleted messages before this client had them (the message names the seqs): delivery continues from the oldest kept. */
+  | 'messages_pruned'
   /** The socket could not be opened; the client retries with backoff. */
   | 'connect_failed'
   /** The application's `onMessage` threw; the message counts as delivered. */

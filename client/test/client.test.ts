@@ -98,6 +98,20 @@ describe('connecting', () => {
     expect(t.sockets.sockets.map((s) => new URL(s.url).searchParams.get('token'))).toEqual(['token-1', 'token-2']);
   });
 
+  it('backs off when the server keeps answering token_expired to fresh tokens (clock skew), instead of spinning', async () => {
+    const t = setUp({ token: async () => 'fresh', backoff: { initialMs: 1_000, maxMs: 30_000 } });
+    t.client.subscribe('room-1', { onMessage: t.onMessage });
+    for (let round = 0; round < 40; round++) {
+      await vi.advanceTimersByTimeAsync(0);
+      const socket = t.sockets.last();
+      if (socket.readyState === 0) socket.open();
+      socket.push({ type: 'error', code: 'token_expired', message: 'the token has expired' });
+      await vi.advanceTimersByTimeAsync(100);
+    }
+    // 40 refusals within 4 s of client time: the first is answered at once, the others back off.
+    expect(t.sockets.sockets.length).toBeLessThan(10);
+  });
+
   it('gives up on an upgrade that never completes and tries again', async () => {
     const t = setUp({ replyTimeoutMs: 5_000, backoff: { initialMs: 10, maxMs: 10 } });
     await vi.advanceTimersByTimeAsync(4_999);
@@ -211,6 +225,38 @@ describe('one channel in order, exactly once', () => {
     t.publish('room-1');
     expect(t.errors).toEqual([expect.objectContaining({ code: 'channel_reset', channel: 'room-1' })]);
     expect(t.seqs()).toEqual([3]);
+  });
+
+  it('skips what retention deleted when the reply says truncated: reports messages_pruned and goes on from oldestSeq', async () => {
+    const t = setUp();
+    for (let i = 0; i < 6; i++) t.publish('room-1', false);
+    t.client.subscribe('room-1', { after: 1, onMessage: t.onMessage });
+    const socket = await t.openSocket();
+    // Seq 2..4 were pruned: the replay starts at 5, and history starts there too.
+    const pruned = (request: HistoryRequest) => request.after < 4;
+    t.history.requests.length = 0;
+    socket.push(messageFrame(log.after('room-1', 4)[0]!));
+    socket.push(messageFrame(log.after('room-1', 5)[0]!));
+    socket.push({ type: 'subscribed', channel: 'room-1', seq: 6, truncated: true, oldestSeq: 5, id: socket.sent[0].id, rev: 1 });
+    t.publish('room-1');
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(t.errors).toEqual([expect.objectContaining({ code: 'messages_pruned', channel: 'room-1', message: expect.stringContaining('seq 2..4') })]);
+    expect(t.seqs()).toEqual([5, 6, 7]);
+    expect(t.history.requests.filter(pruned)).toEqual([]);
+  });
+
+  it('skips what retention deleted when history says truncated (the gap timer fired before the reply)', async () => {
+    for (let i = 0; i < 6; i++) log.publish('room-1');
+    const t = setUp({}, (request) => {
+      if (request.after >= 4) return undefined;
+      return Response.json({ channel: 'room-1', messages: log.after('room-1', 4, request.limit), hasMore: false, truncated: true, oldestSeq: 5 });
+    });
+    t.client.subscribe('room-1', { after: 1, onMessage: t.onMessage });
+    const socket = await t.openSocket();
+    socket.push(messageFrame(log.after('room-1', 5)[0]!));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(t.errors.map((e) => e.code)).toEqual(['messages_pruned']);
+    expect(t.seqs()).toEqual([5, 6]);
   });
 
   it('does not take a reply below after for a reset when a live message arrived before it', async () => {

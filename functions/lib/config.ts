@@ -57,7 +57,7 @@ const configSchema = z.object({
   POST_BURST_LIMIT: integer(1, 1_000_000, 5_000),
   /** A channel with at most this many subscriptions is delivered by one invocation. */
   FANOUT_WORKER_SHARE: integer(1, 4000, 2000),
-  /** How many parallel invocations deliver a bigger channel (README, "Fan-out at scale"). */
+  /** How many parallel invocations deliver a bigger channel (docs/performance.md, "Fan-out at scale"). */
   FANOUT_SHARDS: integer(1, 64, 8),
   /** Only set locally: serverless-offline's Lambda endpoint, where fanout starts its shards. */
   LAMBDA_ENDPOINT: z.optional(z.url()),

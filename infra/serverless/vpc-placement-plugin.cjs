@@ -1,7 +1,7 @@
 'use strict';
 
 /**
- * Network placement per stage, without editing serverless.yml (README, "Deploy into your account").
+ * Network placement per stage, without editing serverless.yml (docs/deploy.md).
  *
  * A stage given the params `vpcSubnetIds` and `vpcSecurityGroupIds` (comma lists, or `ssm:<name>`
  * of an SSM parameter holding such a list) gets:

@@ -34,7 +34,7 @@ const FUNCTIONS: readonly string[] = FUNCTION_KEYS;
 const DATABASE_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:cablecar-prod-db-AbCdEf';
 const DATABASE_HOST = 'cablecar-prod.proxy-abcdefghijkl.us-east-1.rds.amazonaws.com';
 // The functions that use PostgreSQL (serverless.yml custom.databaseFunctions), and the network
-// they are placed in (README, "Deploy into your account").
+// they are placed in (docs/deploy.md).
 const DATABASE_FUNCTIONS = ['subscribe', 'publish', 'history', 'sweep', 'retention'];
 const SUBNETS = ['subnet-0123456789abcdef0', 'subnet-0fedcba9876543210'];
 const SECURITY_GROUPS = ['sg-0123456789abcdef0'];
@@ -452,7 +452,7 @@ describe('tokens', () => {
   });
 });
 
-describe('small functions (README, "Small functions")', () => {
+describe('small functions (docs/performance.md, "Small functions")', () => {
   // Every function, fanout and subscribe included: they post over node:http, not undici (whose pool
   // alone is 283 KB, its HTTP parser twice as WebAssembly).
   const BUDGET_KB = 200;

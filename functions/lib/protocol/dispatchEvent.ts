@@ -7,7 +7,7 @@ import type { SubscriberShard } from '../stores/subscriptionStore.js';
  *
  * The dispatch event: PostgreSQL's dispatch sends it, built by the SQL function
  * cablecar.dispatch_event (infra/sql). During a release the old and the new fanout read the same
- * events, so the rules are (README, "Mixed versions"): `v` only grows; a newer version may add fields
+ * events, so the rules are (docs/releases.md, "Mixed versions"): `v` only grows; a newer version may add fields
  * but never removes or redefines the v1 fields below; a reader accepts any `v` >= 1 that carries them
  * and ignores the rest.
  *

@@ -9,7 +9,7 @@ import { nowSeconds, type TableRef } from './dynamoTable.js';
  *
  *   dispatch completed   pk = DISPATCH#<message id>   sk = DISPATCH#<message id>
  *
- * A new item type, versioned like the others (`v`, mixed-version rules in the README): a reader
+ * A new item type, versioned like the others (`v`, mixed-version rules in docs/releases.md): a reader
  * needs only the key; `channel`, `seq`, `completedAt` are for people. It expires after
  * DISPATCH_RECORD_TTL_SECONDS, well beyond the sweep's window.
  */

@@ -18,7 +18,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  * can share the table during a release) and `ttl` (epoch seconds; readers ignore expired items
  * because DynamoDB deletes them only eventually).
  *
- * Mixed versions (README): readers rely only on pk, sk, ttl and connectedAt, accept any `v` >= 1 and
+ * Mixed versions (docs/releases.md): readers rely only on pk, sk, ttl and connectedAt, accept any `v` >= 1 and
  * ignore attributes they do not know; a newer writer may add attributes but never removes or
  * redefines these. test/fixtures/v1 holds what version 1 writes; test/unit/mixedVersions.test.ts
  * holds both sides to that.

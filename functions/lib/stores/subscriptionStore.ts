@@ -19,7 +19,7 @@ import {
  *
  * API Gateway's connection ids are base64-like ("Ja8dRfHBoAMCE5Q="), so the boundaries split the
  * base64 alphabet evenly; ids from another alphabet (serverless-offline's UUIDs) are still covered,
- * only less evenly spread. Why not one partition key per shard: README, "Fan-out at scale".
+ * only less evenly spread. Why not one partition key per shard: docs/performance.md, "Fan-out at scale".
  */
 export interface SubscriberShard {
   index: number;
