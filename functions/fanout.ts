@@ -3,7 +3,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import { config } from './lib/config.js';
 import { parseFanoutEvent } from './lib/protocol/dispatchEvent.js';
-import { dispatchToChannel, fanOut, type DispatchResult } from './lib/delivery/fanOut.js';
+import { deliverFanoutEvent, type DispatchResult } from './lib/delivery/fanOut.js';
 import { logger } from './lib/logger.js';
 import { metrics } from './lib/metrics.js';
 import { connections, dispatchRecords, postToConnection, startShards, subscriptions } from './lib/services.js';
@@ -21,22 +21,19 @@ export const handler = middy<unknown, DispatchResult>()
   .handler(async (event) => {
     const work = parseFanoutEvent(event);
     const settings = config();
-    const deps = { subscriptions: subscriptions(), connections: connections(), postToConnection: postToConnection() };
-    const options = {
-      concurrency: settings.FANOUT_CONCURRENCY,
-      pageSize: settings.SUBSCRIBER_PAGE_SIZE,
-      // Every invocation paces itself at its share, so the shards of a split channel (and up to
-      // FANOUT_SHARDS small channels at once) stay within the account's rate together.
-      rate: { perSecond: settings.POST_RATE_LIMIT / settings.FANOUT_SHARDS, burst: settings.POST_BURST_LIMIT / settings.FANOUT_SHARDS },
-    };
-    const result: DispatchResult =
-      work.kind === 'shard'
-        ? { ...(await fanOut(work.message, deps, { ...options, shard: work.shard })), shardsStarted: 0 }
-        : await dispatchToChannel(work.message, { ...deps, startShards: startShards() }, {
-            ...options,
-            workerShare: settings.FANOUT_WORKER_SHARE,
-            shards: settings.FANOUT_SHARDS,
-          });
+    const result = await deliverFanoutEvent(
+      work,
+      { subscriptions: subscriptions(), connections: connections(), postToConnection: postToConnection(), startShards: startShards() },
+      {
+        concurrency: settings.FANOUT_CONCURRENCY,
+        pageSize: settings.SUBSCRIBER_PAGE_SIZE,
+        // Every invocation paces itself at its share, so the shards of a split channel (and up to
+        // FANOUT_SHARDS small channels at once) stay within the account's rate together.
+        rate: { perSecond: settings.POST_RATE_LIMIT / settings.FANOUT_SHARDS, burst: settings.POST_BURST_LIMIT / settings.FANOUT_SHARDS },
+        workerShare: settings.FANOUT_WORKER_SHARE,
+        shards: settings.FANOUT_SHARDS,
+      },
+    );
     metrics.addMetric('PostsDelivered', MetricUnit.Count, result.delivered);
     metrics.addMetric('ConnectionsGone', MetricUnit.Count, result.gone);
     metrics.addMetric('FailedPosts', MetricUnit.Count, result.failed);

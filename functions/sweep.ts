@@ -1,9 +1,15 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import middy from '@middy/core';
 import { sweepSettings } from './lib/config.js';
+import { asyncFanoutInvocation } from './lib/dispatch/fanoutInvocation.js';
 import { sweepUnfinishedDispatches } from './lib/dispatch/dispatchSweep.js';
 import { logger } from './lib/logger.js';
 import { dispatchRecords, messages } from './lib/services.js';
+
+/** Time left for the page in progress when the sweep stops starting new ones. */
+const STOP_MARGIN_MS = 20_000;
+
+let lambda: LambdaClient | undefined;
 
 /**
  * sweep: run by an EventBridge schedule (serverless.yml). Dispatches again, as PostgreSQL does (an
@@ -11,28 +17,21 @@ import { dispatchRecords, messages } from './lib/services.js';
  * its completion. Locally the dispatch bridge does this job itself (it marks a message dispatched
  * only once fan-out answered, and sweeps what is left).
  */
-let lambda: LambdaClient | undefined;
-
-export const handler = middy<unknown, { checked: number; redispatched: number; failed: number }>().handler(async () => {
+export const handler = middy<unknown, { checked: number; redispatched: number; failed: number }>().handler(async (_event, context) => {
   const { FANOUT_FUNCTION_NAME, AWS_REGION, SWEEP_GRACE_SECONDS, SWEEP_WINDOW_SECONDS, SWEEP_BATCH_LIMIT } = sweepSettings();
-  lambda ??= new LambdaClient({ region: AWS_REGION });
-  const client = lambda;
+  const client = (lambda ??= new LambdaClient({ region: AWS_REGION }));
   const result = await sweepUnfinishedDispatches(
     {
       messages: await messages(),
       dispatchRecords: dispatchRecords(),
-      dispatch: async (event) => {
-        await client.send(
-          new InvokeCommand({
-            FunctionName: FANOUT_FUNCTION_NAME,
-            Qualifier: 'live',
-            InvocationType: 'Event',
-            Payload: Buffer.from(JSON.stringify(event)),
-          }),
-        );
-      },
+      dispatch: async (event) => void (await client.send(new InvokeCommand(asyncFanoutInvocation(FANOUT_FUNCTION_NAME, 'live', event)))),
     },
-    { graceSeconds: SWEEP_GRACE_SECONDS, windowSeconds: SWEEP_WINDOW_SECONDS, limit: SWEEP_BATCH_LIMIT },
+    {
+      graceSeconds: SWEEP_GRACE_SECONDS,
+      windowSeconds: SWEEP_WINDOW_SECONDS,
+      limit: SWEEP_BATCH_LIMIT,
+      outOfTime: () => context.getRemainingTimeInMillis() < STOP_MARGIN_MS,
+    },
   );
   // A failed re-dispatch is tried again at the next run (the message is still unfinished then).
   if (result.failed > 0) logger.warn('sweep could not dispatch some messages again', result);

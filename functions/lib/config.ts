@@ -16,7 +16,6 @@ const unsetIfEmpty = <T extends z.ZodMiniType>(schema: T) =>
  * Every setting cablecar reads from the environment, parsed once. serverless.yml sets these for the
  * Lambda functions; the local stack sets them for serverless-offline and the dispatch bridge.
  */
-
 const configSchema = z.object({
   STAGE: z._default(text(), 'local'),
   AWS_REGION: z._default(text(), 'us-east-1'),
@@ -156,8 +155,22 @@ export const sweepSettings = settings(
     FANOUT_FUNCTION_NAME: text(),
     SWEEP_GRACE_SECONDS: integer(60, 24 * 60 * 60, 600),
     SWEEP_WINDOW_SECONDS: integer(120, 24 * 60 * 60, 6 * 60 * 60),
+    /** Messages per page: the sweep reads its whole window page by page, until its time runs short. */
     SWEEP_BATCH_LIMIT: integer(1, 10_000, 2000),
     AWS_REGION: z._default(text(), 'us-east-1'),
   }),
   'cablecar sweep settings',
+);
+
+/**
+ * Which function and version is running: set by the Lambda runtime (and by serverless-offline), read
+ * by the ServerErrors metric (its dimensions) and by fanout (its shards go to this same version).
+ * Both optional, so reading them never fails, not even while reporting another failure.
+ */
+export const runningFunction = settings(
+  z.object({
+    AWS_LAMBDA_FUNCTION_NAME: optional(text()),
+    AWS_LAMBDA_FUNCTION_VERSION: optional(text()),
+  }),
+  'the running function',
 );

@@ -1,4 +1,4 @@
-import { config, tokenConfig } from './config.js';
+import { config, runningFunction, tokenConfig } from './config.js';
 import { createPostToConnection, type PostToConnection } from './delivery/connectionGateway.js';
 import { createShardInvoker } from './delivery/shardInvoker.js';
 import { connectionStore, type ConnectionStore } from './stores/connectionStore.js';
@@ -30,7 +30,7 @@ export const connections = /* @__PURE__ */ once<ConnectionStore>(() =>
 
 export const subscriptions = /* @__PURE__ */ once<SubscriptionStore>(() => subscriptionStore(table()));
 
-export const dispatchRecords = once<DispatchRecordStore>(() => dispatchRecordStore(table()));
+export const dispatchRecords = /* @__PURE__ */ once<DispatchRecordStore>(() => dispatchRecordStore(table()));
 
 /**
  * Like `once`, for a value built asynchronously: concurrent callers share one build, and a build
@@ -62,11 +62,12 @@ export const postToConnection = /* @__PURE__ */ once<PostToConnection>(() =>
 /** Starts the other shards of a split fan-out (fanout only). */
 export const startShards = /* @__PURE__ */ once(() =>
   createShardInvoker({
-    functionName: process.env.AWS_LAMBDA_FUNCTION_NAME ?? `cablecar-${config().STAGE}-fanout`,
-    functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+    functionName: runningFunction().AWS_LAMBDA_FUNCTION_NAME ?? `cablecar-${config().STAGE}-fanout`,
+    functionVersion: runningFunction().AWS_LAMBDA_FUNCTION_VERSION,
     region: config().AWS_REGION,
     endpoint: config().LAMBDA_ENDPOINT,
   }),
 );
+
 /** Verifies tokens with the configured keys (the secret from Secrets Manager is cached inside). */
 export const verifyToken = /* @__PURE__ */ once<VerifyToken>(() => createTokenVerifier(tokenVerifierOptions(tokenConfig())));

@@ -19,17 +19,20 @@ export const handler = (
   _context: Context,
   callback: Callback<APIGatewayAuthorizerResult>,
 ): void => {
-  authorizeConnect(event.queryStringParameters?.token, event.methodArn, verifyToken()).then(
-    (result) => callback(null, result),
-    (error: unknown) => {
-      if (error instanceof CablecarError && error.httpStatus === 401) {
-        logger.info('connect refused', { code: error.code, reason: error.message });
-        callback('Unauthorized');
-      } else {
-        // Keys that cannot be read, a configuration error: API Gateway answers 500, the client retries.
-        logger.error('connect authorizer failed', { error });
-        callback(error instanceof Error ? error : new Error(String(error)));
-      }
-    },
-  );
+  // Inside the promise: a configuration that does not parse (verifyToken()) fails like any other error.
+  Promise.resolve()
+    .then(() => authorizeConnect(event.queryStringParameters?.token, event.methodArn, verifyToken()))
+    .then(
+      (result) => callback(null, result),
+      (error: unknown) => {
+        if (error instanceof CablecarError && error.httpStatus === 401) {
+          logger.info('connect refused', { code: error.code, reason: error.message });
+          callback('Unauthorized');
+        } else {
+          // Keys that cannot be read, a configuration error: API Gateway answers 500, the client retries.
+          logger.error('connect authorizer failed', { error });
+          callback(error instanceof Error ? error : new Error(String(error)));
+        }
+      },
+    );
 };

@@ -1,6 +1,7 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
 import { logger } from '../lib/logger.js';
+import { countServerError } from '../lib/metrics.js';
 import { connections } from '../lib/services.js';
 import { claimsFromAuthorizerContext } from '../lib/tokens/authorizerContext.js';
 
@@ -20,7 +21,9 @@ export const handler = middy<APIGatewayProxyWebsocketEventV2, { statusCode: numb
     await connections().add(event.requestContext.connectionId, { sub: claims.sub, tokenExpiresAt: claims.exp });
     return { statusCode: 200 };
   } catch (error) {
+    // A 503 answer is a success to Lambda: counted, so the rollback alarm sees a version that fails here.
     logger.error('could not register connection', { error });
+    countServerError();
     return { statusCode: 503 };
   }
 });

@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { asyncFanoutInvocation } from '../../functions/lib/dispatch/fanoutInvocation.js';
 import { parseDispatchEvent } from '../../functions/lib/protocol/dispatchEvent.js';
 import { isValidStageName, LIVE_ALIAS, stackNameOf } from '../release/stageResources.js';
 
@@ -64,14 +65,7 @@ export async function redrive(
       }
       const what = `${event.message.channel}#${event.message.seq}`;
       try {
-        await clients.lambda.send(
-          new InvokeCommand({
-            FunctionName: `${stackNameOf(stage)}-fanout`,
-            Qualifier: LIVE_ALIAS,
-            InvocationType: 'Event',
-            Payload: Buffer.from(JSON.stringify(event)),
-          }),
-        );
+        await clients.lambda.send(new InvokeCommand(asyncFanoutInvocation(`${stackNameOf(stage)}-fanout`, LIVE_ALIAS, event)));
       } catch (error) {
         result.failed++;
         log(`could not dispatch ${what} again (left in the queue): ${(error as Error).message}`);

@@ -237,7 +237,7 @@ describe('releases', () => {
     }
   });
 
-  it('watches fanout errors, publish/history 5xx and throttles, each on the version being released', () => {
+  it('watches fanout errors, server errors of the HTTP and WebSocket routes and throttles, each on the version being released', () => {
     const [[, group]] = ofType('AWS::CodeDeploy::DeploymentGroup') as [[string, Resource]];
     const alarms = new Map<string, Json>(group.Properties.AlarmConfiguration.Alarms.map((alarm: Json) => [alarm.Name.Ref, resources[alarm.Name.Ref]!.Properties]));
     const newVersion = (name: string) => ({ 'Fn::GetAtt': [liveFunction(name).versionIds[0], 'Version'] });
@@ -250,12 +250,10 @@ describe('releases', () => {
     // Counted by functions/lib/metrics.ts with exactly these dimensions.
     const serverErrors = alarms.get('ServerErrorsAlarm');
     const httpWatched = serverErrors.Metrics.filter((query: Json) => query.MetricStat).map((query: Json) => query.MetricStat.Metric);
-    expect(httpWatched.map((metric: Json) => [metric.Namespace, metric.MetricName])).toEqual([
-      ['cablecar', 'ServerErrors'],
-      ['cablecar', 'ServerErrors'],
-    ]);
+    const serverErrorFunctions = ['publish', 'history', 'connect', 'subscribe', 'unsubscribe', 'default'];
+    expect(httpWatched.map((metric: Json) => [metric.Namespace, metric.MetricName])).toEqual(serverErrorFunctions.map(() => ['cablecar', 'ServerErrors']));
     expect(httpWatched.map(dimensions)).toEqual(
-      ['publish', 'history'].map((name) => ({ service: 'cablecar', FunctionName: `cablecar-${STAGE}-${name}`, FunctionVersion: newVersion(name) })),
+      serverErrorFunctions.map((name) => ({ service: 'cablecar', FunctionName: `cablecar-${STAGE}-${name}`, FunctionVersion: newVersion(name) })),
     );
 
     const throttles = alarms.get('ThrottlesAlarm');

@@ -62,6 +62,28 @@ describe('the sweep (AWS)', () => {
     expect(parseDispatchEvent(dispatched[0]).message).toMatchObject({ id: published[1]!.id, channel: 'sweep-a', data: { i: 1 } });
   });
 
+  it('pages through the whole window: every unfinished message is found, however many come before it', async () => {
+    const records = dispatchRecordStore(dynamo.tableRef);
+    const published: Array<{ id: string; channel: string; seq: number }> = [];
+    for (let i = 0; i < 7; i++) published.push(await store.publish(i % 2 ? 'sweep-page-b' : 'sweep-page-a', JSON.stringify({ i })));
+    await pool.query(`UPDATE cablecar.messages SET published_at = now() - interval '30 minutes' WHERE channel LIKE 'sweep-page-%'`);
+    for (const message of published.slice(0, 6)) await records.recordCompleted(message);
+    const own = (rows: Awaited<ReturnType<MessageStore['publishedBetween']>>) => rows.filter((r) => published.some((p) => p.id === r.id));
+
+    const dispatched: unknown[] = [];
+    const result = await sweepUnfinishedDispatches(
+      {
+        messages: { publishedBetween: async (o) => own(await store.publishedBetween(o)) },
+        dispatchRecords: records,
+        dispatch: async (event) => void dispatched.push(event),
+      },
+      { graceSeconds: 600, windowSeconds: 3600, limit: 2 },
+    );
+
+    expect(result).toEqual({ checked: 7, redispatched: 1, failed: 0 });
+    expect(dispatched.map((event) => parseDispatchEvent(event).message.id)).toEqual([published[6]!.id]);
+  });
+
   it('reads a version-1 completion record (test/fixtures/dispatch-record/v1.json) by its key alone', async () => {
     const item = await fixture('v1.json');
     await dynamo.tableRef.client.send(new PutCommand({ TableName: dynamo.tableName, Item: { ...item, extra: 'from a newer writer' } }));

@@ -1,9 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CablecarError } from '../../functions/lib/protocol/errors.js';
 import { httpErrors } from '../../functions/lib/middleware/httpErrors.js';
+import { wsErrorFrames } from '../../functions/lib/middleware/wsReplies.js';
 
 /**
- * The HTTP error answer, and the `ServerErrors` metric the release's rollback alarm watches: its
+ * The HTTP error answer and the WebSocket error frame, and the `ServerErrors` metric the release's rollback alarm watches: its
  * dimensions must be exactly those the alarm names (test/deploy checks the alarm's side).
  */
 let written: string[];
@@ -59,5 +60,30 @@ describe('httpErrors', () => {
     expect(response.body).not.toContain('secret');
     expect(JSON.parse(response.body).error).toMatchObject({ code: 'internal_error', retryable: true });
     expect(serverErrorMetrics()).toHaveLength(1);
+  });
+});
+
+describe('wsErrorFrames', () => {
+  async function frameFor(error: unknown) {
+    const request = { event: { body: '{"action":"subscribe","channel":"room-1","id":"f1"}' }, context: {}, error, response: undefined, internal: {} } as any;
+    await wsErrorFrames().onError!(request);
+    return { statusCode: request.response.statusCode, frame: JSON.parse(request.response.body) };
+  }
+
+  it("answers a client's error with its error frame and counts no server error", async () => {
+    const { frame } = await frameFor(new CablecarError('forbidden', 'not yours', 403, { channel: 'room-1' }));
+    expect(frame).toEqual({ type: 'error', code: 'forbidden', message: 'not yours', channel: 'room-1', id: 'f1' });
+    expect(serverErrorMetrics()).toEqual([]);
+  });
+
+  it('counts a server fault (an error frame is a 200 to Lambda, so nothing else would see it) for this function version', async () => {
+    for (const error of [new Error('boom'), new CablecarError('unavailable', 'database down', 503)]) {
+      const { statusCode, frame } = await frameFor(error);
+      expect(statusCode).toBe(200);
+      expect(frame).toMatchObject({ type: 'error', channel: 'room-1', id: 'f1' });
+    }
+    const metrics = serverErrorMetrics();
+    expect(metrics).toHaveLength(2);
+    for (const metric of metrics) expect(metric).toMatchObject({ FunctionName: 'cablecar-prod-publish', FunctionVersion: '7', ServerErrors: 1 });
   });
 });

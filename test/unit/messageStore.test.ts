@@ -99,10 +99,12 @@ describe('publish', () => {
 
   it('takes no seq for an insert that fails: the counter is rolled back with it', async () => {
     await store.publish('rollback', '{"n":1}');
-    // Not JSON: PostgreSQL refuses the insert. This is a caller's bug, not an outage.
+    // Not JSON: PostgreSQL refuses the value (SQLSTATE class 22, a data exception). The client's
+    // fault, not an outage: invalid_body (400), never a server error.
     const error = await store.publish('rollback', '{not json').catch((e: unknown) => e);
-    expect(error).not.toBeInstanceOf(CablecarError);
-    expect((error as { code?: string }).code).toBe('22P02');
+    expect(error).toBeInstanceOf(CablecarError);
+    expect(error).toMatchObject({ code: 'invalid_body', httpStatus: 400, retryable: false });
+    expect(((error as Error).cause as { code?: string }).code).toBe('22P02');
     expect(await store.lastSeq('rollback')).toBe(1);
     expect((await store.publish('rollback', '{"n":2}')).seq).toBe(2);
   });

@@ -222,13 +222,6 @@ describe('publish', () => {
     expect(JSON.stringify(page.messages[0]!.data)).toBe('{"b":[1,{"y":2,"x":1}],"a":null}');
   });
 
-  it('answers invalid_body (400) when PostgreSQL refuses the data itself, and stores nothing', async () => {
-    // A store standing in for PostgreSQL's refusal of a value: SQLSTATE class 22 is a data exception.
-    const refusing = { ...store, publish: async () => Promise.reject(Object.assign(new Error('invalid input syntax for type json'), { code: '22P02' })) };
-    const error = await rejectedCablecarError(publish({ channel: 'publish-refused', data: 'x' }, refusing));
-    expect(error).toMatchObject({ code: 'invalid_body', httpStatus: 400, retryable: false });
-  });
-
   it('stores a "__proto__" key of the data like any other key', async () => {
     const { data } = parsePublishBody('{"data":{"__proto__":{"admin":true},"text":"hi"}}');
     await publish({ channel: 'publish-proto', data }, store);

@@ -2,7 +2,7 @@ import type { ConnectionStore } from '../stores/connectionStore.js';
 import type { PostToConnection } from '../delivery/connectionGateway.js';
 import { CablecarError } from '../protocol/errors.js';
 import type { MessageStore } from '../stores/messageStore.js';
-import { messageFrame, type ServerFrame } from '../protocol/protocol.js';
+import { messageFrame, truncation, type ServerFrame } from '../protocol/protocol.js';
 import type { SubscriptionStore } from '../stores/subscriptionStore.js';
 
 export interface ChannelSubscriptionDeps {
@@ -104,8 +104,7 @@ export async function subscribe(
   if (replayed === 0 && after > 0) seq = Math.min(after, await deps.messages.lastSeq(channel));
   // Retention deleted messages between `after` and what was replayed: the client is told, never
   // left to believe it has everything.
-  const truncated = truncatedBefore === undefined ? {} : { truncated: true as const, oldestSeq: truncatedBefore };
-  return { type: 'subscribed', channel, seq, ...truncated, ...revision };
+  return { type: 'subscribed', channel, seq, ...truncation(truncatedBefore), ...revision };
 }
 
 const tooManySubscriptions = (max: number) =>

@@ -52,22 +52,13 @@ export function parseIdempotencyKey(value: string | undefined): string | undefin
 
 /**
  * Publishes a message through cablecar.publish(), which refuses an invalid channel, a frame over
- * API Gateway's 128 KB cap (it would close every subscriber's socket) and a reused idempotency key;
+ * API Gateway's 128 KB cap (it would close every subscriber's socket), a reused idempotency key and
+ * a value PostgreSQL cannot store, each as the client's error (messageStore.ts, PUBLISH_REFUSALS);
  * the commit-time trigger hands the message to fan-out.
  */
-export async function publish(
+export function publish(
   { channel, data, idempotencyKey }: { channel: string; data: unknown; idempotencyKey?: string },
   messages: MessageStore,
 ): Promise<PublishedMessage & { duplicate: boolean }> {
-  try {
-    return await messages.publish(channel, JSON.stringify(data), idempotencyKey);
-  } catch (error) {
-    // PostgreSQL refusing the value itself (class 22, data exception, e.g. a text it cannot store;
-    // 54001, nesting beyond its stack) is the body's fault, not the server's: nothing was stored.
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === 'string' && (code.startsWith('22') || code === '54001')) {
-      throw new CablecarError('invalid_body', 'PostgreSQL cannot store this data as JSON; nothing was stored', 400, { cause: error });
-    }
-    throw error;
-  }
+  return messages.publish(channel, JSON.stringify(data), idempotencyKey);
 }

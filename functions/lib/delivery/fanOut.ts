@@ -1,9 +1,11 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 import type { ConnectionStore } from '../stores/connectionStore.js';
 import type { PostToConnection } from './connectionGateway.js';
 import { RetryablePostError } from './connectionGateway.js';
 import { createPostRate, type PostRate, type PostRateOptions } from './postRate.js';
 import { logger } from '../logger.js';
+import type { FanoutEvent } from '../protocol/dispatchEvent.js';
 import { messageFrame, type Message } from '../protocol/protocol.js';
 import type { SubscriberShard, SubscriptionStore } from '../stores/subscriptionStore.js';
 
@@ -38,8 +40,6 @@ export interface FanOutDeps {
   connections: ConnectionStore;
   postToConnection: PostToConnection;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Posts one frame to many connections; shared by a whole-channel fan-out and a shard's. */
 function createDelivery(message: Message, deps: FanOutDeps, options: FanOutOptions) {
@@ -127,6 +127,16 @@ export interface DispatchDeps extends FanOutDeps {
 export interface DispatchResult extends FanOutResult {
   /** Shards started in parallel invocations (0: the channel was delivered here alone). */
   shardsStarted: number;
+}
+
+/**
+ * What one fanout invocation delivers: a dispatched message (dispatchToChannel, which may split it)
+ * or one shard of a message split by another invocation (fanOut of that shard).
+ */
+export function deliverFanoutEvent(work: FanoutEvent, deps: DispatchDeps, options: DispatchOptions): Promise<DispatchResult> {
+  if (work.kind === 'dispatch') return dispatchToChannel(work.message, deps, options);
+  const { workerShare: _workerShare, shards: _shards, ...fanOutOptions } = options;
+  return fanOut(work.message, deps, { ...fanOutOptions, shard: work.shard }).then((result) => ({ ...result, shardsStarted: 0 }));
 }
 
 /**

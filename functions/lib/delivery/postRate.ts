@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 /**
  * The pace of one fan-out invocation's posts: a token bucket at its share of the account's
  * PostToConnection rate, which slows down when API Gateway throttles anyway (other channels'
@@ -18,8 +20,6 @@ export interface PostRate {
   /** The current pace, posts per second. */
   readonly perSecond: number;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function createPostRate({ perSecond, burst }: PostRateOptions): PostRate {
   const ceiling = perSecond;

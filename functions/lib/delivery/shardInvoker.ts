@@ -1,4 +1,5 @@
 import type { LambdaClient } from '@aws-sdk/client-lambda';
+import { asyncFanoutInvocation } from '../dispatch/fanoutInvocation.js';
 import { shardEvent } from '../protocol/dispatchEvent.js';
 import type { Message } from '../protocol/protocol.js';
 import type { SubscriberShard } from '../stores/subscriptionStore.js';
@@ -30,14 +31,7 @@ export function createShardInvoker({ functionName, functionVersion, region, endp
     const { lambda, InvokeCommand } = await client;
     await Promise.all(
       shards.map((shard) =>
-        lambda.send(
-          new InvokeCommand({
-            FunctionName: functionName,
-            Qualifier: qualifier,
-            InvocationType: 'Event',
-            Payload: Buffer.from(JSON.stringify(shardEvent(message, shard))),
-          }),
-        ),
+        lambda.send(new InvokeCommand(asyncFanoutInvocation(functionName, qualifier, shardEvent(message, shard)))),
       ),
     );
   };

@@ -2,6 +2,7 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
 import { CablecarError } from '../protocol/errors.js';
 import { logger } from '../logger.js';
+import { countServerError } from '../metrics.js';
 import { errorFrame, frameId, parseClientFrame, replyIdOf, type Reply, type ServerFrame } from '../protocol/protocol.js';
 
 /** What API Gateway sends back to the client as the route response (routeResponseSelectionExpression: $default). */
@@ -41,6 +42,9 @@ function echoOfFailedFrame(body: string | undefined | null): { id?: string; chan
  * learns what was wrong and the connection stays usable. Unexpected errors are logged and answered
  * with a generic `internal_error`, never with their details. The error echoes the frame's `id` and
  * names its `channel`, so a client with several frames in flight knows which one failed.
+ * The reply is a 200 either way, so Lambda's Errors metric never sees a failure: the server's own
+ * faults (internal_error, unavailable) are counted as ServerErrors for this function version, the
+ * metric a release rolls back on, as HTTP 5xx are (httpErrors.ts); the client's are not.
  */
 export const wsErrorFrames = (): MiddlewareObj<APIGatewayProxyWebsocketEventV2, WsRouteResult> => ({
   onError: async (request) => {
@@ -50,7 +54,10 @@ export const wsErrorFrames = (): MiddlewareObj<APIGatewayProxyWebsocketEventV2, 
       error instanceof CablecarError
         ? errorFrame(error.code, error.message, error.channel ?? channel)
         : errorFrame('internal_error', 'the request failed; it was not applied', channel);
-    if (!(error instanceof CablecarError) || error.retryable) logger.error('websocket route failed', { error });
+    if (!(error instanceof CablecarError) || error.retryable) {
+      logger.error('websocket route failed', { error });
+      countServerError();
+    }
     request.response = { statusCode: 200, body: JSON.stringify(withId(frame, id)) };
   },
 });

@@ -120,6 +120,13 @@ export type ServerFrame =
   | { type: 'pong' }
   | { type: 'error'; code: ErrorCode; message: string; channel?: string };
 
+/**
+ * What `subscribed` and history add when retention already deleted messages the client asked for:
+ * `truncated`, and `oldestSeq`, the oldest seq still kept. Nothing when nothing was pruned.
+ */
+export const truncation = (oldestKeptSeq: number | undefined): { truncated?: true; oldestSeq?: number } =>
+  oldestKeptSeq === undefined ? {} : { truncated: true, oldestSeq: oldestKeptSeq };
+
 /** The `id` of the client frame a reply answers; never on `message` frames. */
 export type Reply = ServerFrame & { id?: string };
 

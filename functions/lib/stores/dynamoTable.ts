@@ -7,6 +7,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  *   connection    pk = CONN#<id>       sk = CONN#<id>    (+ subscriptionCount: the limit's counter)
  *   subscription  pk = CHAN#<channel>  sk = CONN#<id>    (+ rev, counted)
  *   tombstone     pk = TOMB#<channel>  sk = CONN#<id>    rev of the connection's last unsubscribe
+ *   dispatch      pk = DISPATCH#<message id> (= sk)     fan-out completed (dispatchRecordStore.ts)
  *
  * Tombstones have their own partition key on purpose: fan-out (of every version, including version
  * 1, which posts to every item under CHAN#<channel>) never reads them, yet they share the sk, so the

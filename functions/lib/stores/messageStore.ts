@@ -16,6 +16,13 @@ export interface HistoryPage {
   truncatedBefore?: number | undefined;
 }
 
+/** Where a page of publishedBetween ended: the last message's publication time (as text, exact), channel and seq. */
+export interface PublishedCursor {
+  publishedAt: string;
+  channel: string;
+  seq: number;
+}
+
 /** Retention: each channel keeps at most this much history (either may be unset: no limit of that kind). */
 export interface RetentionLimits {
   maxAgeSeconds?: number | undefined;
@@ -33,10 +40,20 @@ export const PUBLISH_REFUSALS: Record<string, (message: string) => CablecarError
   CC004: (message) => new CablecarError('invalid_body', message),
 };
 
+/**
+ * What cablecar.publish() refused, as the client's error: its own SQLSTATEs, and PostgreSQL refusing
+ * the value itself (class 22, data exception, e.g. a text it cannot store; 54001, nesting beyond its
+ * stack), which is the body's fault, not the server's. Nothing was stored either way.
+ */
 function asPublishRefusal(error: unknown): unknown {
-  const code = (error as { code?: string }).code;
-  const refusal = code ? PUBLISH_REFUSALS[code] : undefined;
-  return refusal ? refusal((error as Error).message) : error;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string') return error;
+  const refusal = PUBLISH_REFUSALS[code];
+  if (refusal) return refusal((error as Error).message);
+  if (code.startsWith('22') || code === '54001') {
+    return new CablecarError('invalid_body', 'PostgreSQL cannot store this data as JSON; nothing was stored', 400, { cause: error });
+  }
+  return error;
 }
 
 /**
@@ -114,19 +131,32 @@ export function messageStore(pool: pg.Pool) {
     },
 
     /**
-     * The dispatch events of messages published between `withinSeconds` and `olderThanSeconds` ago,
-     * oldest channel seq first: what the sweep checks for a completed fan-out.
+     * One page of the dispatch events of messages published between `withinSeconds` and
+     * `olderThanSeconds` ago, oldest first: what the sweep checks for a completed fan-out. `after` is
+     * the previous page's last `cursor` (publication time, to the microsecond, channel, seq), so a window
+     * of any size is read page by page through the published_at index.
      */
-    publishedBetween({ olderThanSeconds, withinSeconds, limit }: { olderThanSeconds: number; withinSeconds: number; limit: number }) {
+    publishedBetween({
+      olderThanSeconds,
+      withinSeconds,
+      limit,
+      after,
+    }: {
+      olderThanSeconds: number;
+      withinSeconds: number;
+      limit: number;
+      after?: PublishedCursor;
+    }): Promise<Array<{ id: string; event: unknown; cursor: PublishedCursor }>> {
       return withDatabase(async () => {
-        const { rows } = await pool.query<{ id: string; event: unknown }>(
-          `SELECT id, cablecar.dispatch_event(id) AS event FROM cablecar.messages
+        const { rows } = await pool.query<{ id: string; event: unknown; published_at: string; channel: string; seq: string }>(
+          `SELECT id, cablecar.dispatch_event(id) AS event, published_at::text AS published_at, channel, seq FROM cablecar.messages
             WHERE published_at < clock_timestamp() - make_interval(secs => $1)
               AND published_at >= clock_timestamp() - make_interval(secs => $2)
-            ORDER BY channel, seq LIMIT $3`,
-          [olderThanSeconds, withinSeconds, limit],
+              AND ($4::timestamptz IS NULL OR (published_at, channel, seq) > ($4::timestamptz, $5::text, $6::bigint))
+            ORDER BY published_at, channel, seq LIMIT $3`,
+          [olderThanSeconds, withinSeconds, limit, after?.publishedAt ?? null, after?.channel ?? null, after?.seq ?? null],
         );
-        return rows;
+        return rows.map(({ id, event, published_at, channel, seq }) => ({ id, event, cursor: { publishedAt: published_at, channel, seq: Number(seq) } }));
       });
     },
 
