@@ -1,5 +1,6 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import pg from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Stands in for RDS's aws_lambda extension: LISTENs for the ids that the local variant of
@@ -44,7 +45,6 @@ export interface DispatchBridge {
 
 const NOTIFY_CHANNEL = 'cablecar_dispatch';
 const BATCH = 20;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Row {
   id: string;

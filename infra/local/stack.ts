@@ -13,6 +13,7 @@ import { loadOrCreateJwtSecret, mintDevToken, type DevTokenClaims } from './devT
 import { startDispatchBridge, type DispatchBridge } from './dispatchBridge.js';
 import { startEmbeddedDynamodb } from './embeddedDynamodb.js';
 import { startEmbeddedPostgres } from './embeddedPostgres.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * The whole of cablecar on one machine: embedded PostgreSQL, dynalite (the DynamoDB API, in this
@@ -142,7 +143,7 @@ async function waitForHttp(url: string, timeoutMs: number, isAlive: () => boolea
       await fetch(url, { signal: AbortSignal.timeout(1000) });
       return;
     } catch {
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
     }
   }
   throw new Error(`${url} did not answer within ${timeoutMs} ms`);
@@ -241,7 +242,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         void (async () => {
           // A killed postmaster's backends take a moment to notice and leave its shared memory.
           for (let attempt = 1; attempt <= 10 && !stopping; attempt++) {
-            await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+            await sleep(500 * attempt);
             try {
               await postgres.start();
               log('stack', `PostgreSQL restarted (attempt ${attempt})`);
