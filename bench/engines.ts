@@ -1,7 +1,6 @@
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { Pool } from 'undici';
 import { createPostToConnection } from '../functions/lib/delivery/connectionGateway.js';
 import { startStubGatewayChild } from './stubGatewayChild.js';
 
@@ -39,7 +38,10 @@ export async function benchEngines({ posts, log }: { posts: number; log: (line: 
   const stub = await startStubGatewayChild();
   const concurrency = 50;
   try {
+    // The engine first: it takes its pool from the undici that Node carries, which the npm copy
+    // imported below would otherwise stand in for (both register under the same global symbol).
     const engine = createPostToConnection({ endpoint: stub.endpoint, region: 'us-east-1', maxSockets: concurrency, credentials });
+    const { Pool } = await import('undici');
     const sdk = new ApiGatewayManagementApiClient({
       endpoint: stub.endpoint,
       region: 'us-east-1',
@@ -51,7 +53,7 @@ export async function benchEngines({ posts, log }: { posts: number; log: (line: 
     const pool = new Pool(origin, { connections: concurrency });
     const agent = new HttpAgent({ keepAlive: true, maxSockets: concurrency, scheduling: 'lifo' });
     const runs: Array<[string, (id: string) => Promise<unknown>]> = [
-      ['delivery engine (SigV4 + node:http)', (id) => engine(id, frame)],
+      ['delivery engine (SigV4 + Node\'s own undici)', (id) => engine(id, frame)],
       ['plain SDK client', (id) => sdk.send(new PostToConnectionCommand({ ConnectionId: id, Data: Buffer.from(frame) }))],
       [
         'unsigned undici post (the floor)',
@@ -61,7 +63,7 @@ export async function benchEngines({ posts, log }: { posts: number; log: (line: 
         },
       ],
       [
-        'unsigned node:http post',
+        'unsigned node:http post (the transport before)',
         (id) =>
           new Promise<void>((resolve, reject) => {
             const request = httpRequest(`${origin}/prod/@connections/${id}`, { agent, method: 'POST' }, (response) => {

@@ -62,7 +62,7 @@ describe('createPostToConnection (SigV4 over a keep-alive pool) against a stub g
     expect(await post('gone-1', 'x')).toBe('gone');
     await expect(post('throttled-1', 'x')).rejects.toMatchObject({ name: 'RetryablePostError', status: 429 });
     await expect(post('broken-1', 'x')).rejects.toMatchObject({ name: 'RetryablePostError', status: 502 });
-    await expect(post('bad-1', 'x')).rejects.toThrow(/answered 400/);
+    await expect(post('bad-1', 'x')).rejects.toThrow(/answered 400: .*status 400/);
   });
 
   it('reuses keep-alive sockets: 200 posts open at most maxSockets connections', async () => {
@@ -76,6 +76,25 @@ describe('createPostToConnection (SigV4 over a keep-alive pool) against a stub g
   it('turns a refused connection into a retryable network error', async () => {
     const post = createPostToConnection({ endpoint: `http://127.0.0.1:${await freePort()}/prod`, region, maxSockets: 1, credentials });
     await expect(post('anyone', 'x')).rejects.toMatchObject({ name: 'RetryablePostError', status: undefined });
+  });
+
+  it('turns a connection reset before the answer into a retryable network error', async () => {
+    const resetting = createServer((request) => request.socket.destroy());
+    await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
+    try {
+      const endpoint = `http://127.0.0.1:${(resetting.address() as AddressInfo).port}/prod`;
+      const post = createPostToConnection({ endpoint, region, maxSockets: 1, credentials });
+      await expect(post('anyone', 'x')).rejects.toMatchObject({ name: 'RetryablePostError', status: undefined });
+    } finally {
+      await new Promise((resolve) => resetting.close(resolve));
+    }
+  });
+
+  it('does not pass a request it could not even send (an invalid header) off as a retryable network error', async () => {
+    const post = engine({ credentials: { ...credentials, sessionToken: 'line\nbreak' } });
+    const failure = await post('someone', 'x').catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(Error);
+    expect(failure).not.toBeInstanceOf(RetryablePostError);
   });
 
   it('gives up on a gateway that does not answer within the timeout, retryably', async () => {

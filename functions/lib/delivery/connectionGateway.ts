@@ -1,7 +1,6 @@
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import http from 'node:http';
-import https from 'node:https';
+import type { Agent, Dispatcher } from 'undici';
 import { createPostSigner } from './postSigner.js';
 
 /** What happened to one post: delivered, or the socket is gone for good. Other failures throw. */
@@ -32,68 +31,85 @@ export interface PostToConnectionOptions {
   timeoutMs?: number;
 }
 
+/**
+ * The undici Agent class that Node itself carries for fetch(). Loading Node's Web classes registers
+ * an instance of it as undici's global dispatcher, under the symbol undici documents for sharing it
+ * between copies; its class is taken from there. This is undici's keep-alive pool at no bundle
+ * cost: the npm package would add 283 KB (its HTTP parser twice, as WebAssembly) to a function with
+ * a 200 KB budget, and node:http costs about twice the CPU per post (`npm run bench`, "delivery engine").
+ */
+function nodeUndiciAgent(): typeof Agent {
+  void globalThis.Headers;
+  const dispatcher = (globalThis as Record<symbol, unknown>)[Symbol.for('undici.globalDispatcher.1')] as Dispatcher | undefined;
+  if (typeof dispatcher?.request !== 'function') throw new Error("This Node.js has no undici behind fetch(): PostToConnection needs Node.js 18 or later");
+  return dispatcher.constructor as typeof Agent;
+}
+
+// The system's network errors (ECONNRESET, ECONNREFUSED, ...) and undici's timeouts and socket
+// failures are worth retrying; any other error is a bug and must not be retried as if the network had failed.
+const networkFailure = (error: unknown) => {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && (/^E[A-Z]+$/.test(code) || ['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET'].includes(code));
+};
+
 interface Answer {
   status: number;
   body: string;
 }
 
 /**
- * PostToConnection as a SigV4-signed POST over Node's own keep-alive agent. This is what the SDK's
- * ApiGatewayManagementApiClient sends, without its per-command middleware stack, which costs about
- * ten times the CPU of the post itself (`npm run bench`, "delivery engine"); a fan-out of 100,000
- * posts is CPU-bound on exactly that. The signature comes from postSigner.ts, which signs this one
- * request shape as @smithy/signature-v4 does at a fraction of its CPU (~125 → ~70 µs per post). The SDK's retries are not wanted either: fan-out retries with
- * its own backoff and rate limit and must see each outcome. node:http rather than undici: undici's
- * pool alone adds 283 KB to a bundle (its HTTP parser twice, as WebAssembly), more than a function's
- * 200 KB budget; node:http adds nothing and costs ~50 µs more CPU per post (same bench run), which
- * a worker waiting ~25 ms on each post's round trip can afford.
+ * One request through undici's dispatch API: the status, and the body only when it is not a 200
+ * (an error, for the log). request() would wrap every answer in a body stream, which costs ~10 µs
+ * of CPU per post for a body that is empty when delivered.
+ */
+function send(agent: Dispatcher, options: Dispatcher.DispatchOptions): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    const chunks: Buffer[] = [];
+    agent.dispatch(options, {
+      onConnect() {},
+      onHeaders(statusCode) {
+        status = statusCode;
+        return true;
+      },
+      onData(chunk) {
+        if (status !== 200) chunks.push(chunk);
+        return true;
+      },
+      onComplete() {
+        resolve({ status, body: Buffer.concat(chunks).toString() });
+      },
+      onError: reject,
+    });
+  });
+}
+
+/**
+ * PostToConnection as a SigV4-signed POST over a keep-alive undici pool. This is what the SDK's
+ * ApiGatewayManagementApiClient sends, without its per-command middleware stack, which costs several
+ * times the CPU of the post itself (`npm run bench`, "delivery engine"); a fan-out of 100,000 posts
+ * is CPU-bound on exactly that. The signature comes from postSigner.ts, which signs this one request
+ * shape as @smithy/signature-v4 does at a fraction of its CPU. The SDK's retries are not wanted
+ * either: fan-out retries with its own backoff and rate limit and must see each outcome.
  */
 export function createPostToConnection({ endpoint, region = 'us-east-1', maxSockets, credentials, timeoutMs = 10_000 }: PostToConnectionOptions): PostToConnection {
   const url = new URL(endpoint);
   const basePath = url.pathname.replace(/\/$/, '');
-  const transport = url.protocol === 'https:' ? https : http;
-  // LIFO reuses the warmest sockets and lets the others idle out. The agent's socket timeout covers
-  // connect, the wait for the answer and its body alike, and closes a socket idle that long; set once
-  // per socket, not per post (a per-request timeout re-arms the socket's timer on every post).
-  const agent = new transport.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo', timeout: timeoutMs });
+  const origin = url.origin;
+  const UndiciAgent = nodeUndiciAgent();
+  // Connect, first byte and body each within timeoutMs; a socket idle for 4 s is closed (API
+  // Gateway's own keep-alive is longer, so an idle socket is never reused after the server closed it).
+  const agent = new UndiciAgent({ connections: maxSockets, connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, keepAliveTimeout: 4_000 });
   // defaultProvider() memoizes: one resolution per container, refreshed shortly before expiry.
   const sign = createPostSigner({ host: url.host, basePath, region, credentials: credentials ?? defaultProvider() });
-  const protocol = url.protocol;
-  const hostname = url.hostname;
-  const port = url.port ? Number(url.port) : undefined;
-
-  const send = (path: string, headers: string[], frame: string) =>
-    new Promise<Answer>((resolve, reject) => {
-      const request = transport.request({ agent, protocol, hostname, port, method: 'POST', path, headers, setHost: false }, (response) => {
-        const status = response.statusCode ?? 0;
-        response.on('error', reject);
-        // A delivered post's body is empty; read error bodies for the log, and always drain the socket.
-        if (status === 200) {
-          response.on('end', () => resolve({ status, body: '' }));
-          response.resume();
-          return;
-        }
-        let body = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (body += chunk));
-        response.on('end', () => resolve({ status, body }));
-      });
-      request.on('timeout', () => request.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
-      request.on('error', reject);
-      request.end(frame);
-    });
 
   return async (connectionId, frame) => {
     let answer: Answer;
     try {
-      // Headers as a flat [name, value, ...] list, host among them: Node sends them as they are,
-      // without validating and lower-casing an object's names again (~10 % of the post's CPU).
       const { path, headers } = await sign(connectionId, frame);
-      answer = await send(path, headers, frame);
+      answer = await send(agent, { origin, method: 'POST', path, headers, body: frame });
     } catch (error) {
-      // The system's network errors carry a code (ECONNRESET, ECONNREFUSED, ETIMEDOUT, ...); anything
-      // else is a bug and must not be retried as if the network had failed.
-      if (typeof (error as { code?: unknown }).code === 'string') throw new RetryablePostError(undefined, { cause: error });
+      if (networkFailure(error)) throw new RetryablePostError(undefined, { cause: error });
       throw error;
     }
     const { status, body } = answer;
