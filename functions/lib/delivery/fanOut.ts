@@ -100,7 +100,8 @@ export async function fanOut(message: Message, deps: FanOutDeps, options: FanOut
   const delivery = createDelivery(message, deps, options);
   // Two pages are queued for posting at a time: the next page is read while the last is posted, so
   // the posts never pause for DynamoDB, and memory stays bounded by two pages.
-  const pages = deps.subscriptions.subscriberPages(message.channel, options.pageSize, options.shard);
+  // The first page is one round of posts: a shard starts posting as soon as that much is read.
+  const pages = deps.subscriptions.subscriberPages(message.channel, options.pageSize, options.shard, Math.min(options.pageSize, options.concurrency));
   let previous: Promise<unknown> = Promise.resolve();
   let current: Promise<unknown> = Promise.resolve();
   for await (const page of pages) {

@@ -192,10 +192,12 @@ export function subscriptionStore({ client, tableName }: TableRef) {
     /**
      * The channel's live subscribers (or one shard's), one page of connection ids at a time, so a
      * channel of any size is read with bounded memory. Tombstones live under another key and are never read here.
+     * A smaller first page lets posting start before a whole page has been read.
      */
-    async *subscriberPages(channel: string, pageSize: number, shard?: SubscriberShard): AsyncGenerator<string[]> {
+    async *subscriberPages(channel: string, pageSize: number, shard?: SubscriberShard, firstPageSize = pageSize): AsyncGenerator<string[]> {
       const range = shardCondition(shard);
       let startKey: Record<string, unknown> | undefined;
+      let limit = firstPageSize;
       do {
         const page = await client.send(
           new QueryCommand({
@@ -203,7 +205,7 @@ export function subscriptionStore({ client, tableName }: TableRef) {
             KeyConditionExpression: `pk = :pk${range.condition}`,
             ExpressionAttributeValues: { ':pk': channelKey(channel), ...range.values },
             ...SUBSCRIBER_PROJECTION,
-            Limit: pageSize,
+            Limit: limit,
             ExclusiveStartKey: startKey,
           }),
         );
@@ -214,6 +216,7 @@ export function subscriptionStore({ client, tableName }: TableRef) {
           .map((item) => connectionIdOf(String(item.sk)));
         if (ids.length > 0) yield ids;
         startKey = page.LastEvaluatedKey;
+        limit = pageSize;
       } while (startKey);
     },
 
