@@ -1,8 +1,13 @@
 // One simulated Lambda container (a worker thread): it loads the fanout bundle once, with the
 // environment the fake Lambda service gives it, and runs one invocation at a time, as Lambda does.
 import { createRequire } from 'node:module';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 
+// The services around the containers (the stub gateway, dynalite, this fake Lambda) stand for AWS's
+// fleets, which a function never competes with for CPU: they go first here. Linux sets niceness per
+// thread, so this lowers this container's thread alone.
+setPriority(10);
 Object.assign(process.env, workerData.env);
 const { handler } = createRequire(import.meta.url)(workerData.bundle);
 
