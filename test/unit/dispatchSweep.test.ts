@@ -1,25 +1,20 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
 import type pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepUnfinishedDispatches } from '../../functions/lib/dispatch/dispatchSweep.js';
 import { parseDispatchEvent } from '../../functions/lib/protocol/dispatchEvent.js';
 import { createPool } from '../../functions/lib/stores/database.js';
 import { dispatchRecordStore } from '../../functions/lib/stores/dispatchRecordStore.js';
 import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
-import { runRedrive } from '../../infra/redrive/redrive.js';
 import { migrate } from '../../infra/migrate.js';
 import { startDynamo, startPostgres, type TestDynamo, type TestPostgres } from '../support/databases.js';
 
 /**
  * On AWS nothing dispatched is lost: fanout records its completion (DynamoDB), the sweep dispatches
- * again what has no record (real PostgreSQL and dynalite; the re-dispatch is a recorded function),
- * and the redrive command dispatches again what Lambda put in the on-failure queue (SQS and Lambda
- * APIs mocked).
+ * again what has no record (real PostgreSQL and dynalite; the re-dispatch is a recorded function).
+ * The redrive command, the other net, is tested in redrive.test.ts.
  */
 const fixture = async (name: string) => JSON.parse(await readFile(join(import.meta.dirname, '..', 'fixtures', 'dispatch-record', name), 'utf8'));
 
@@ -105,76 +100,5 @@ describe('the sweep (AWS)', () => {
       { graceSeconds: 600, windowSeconds: 3600, limit: 100 },
     );
     expect(result).toEqual({ checked: 1, redispatched: 0, failed: 1 });
-  });
-});
-
-describe('npm run redrive (SQS and Lambda APIs mocked)', () => {
-  const sqs = mockClient(SQSClient);
-  const lambda = mockClient(LambdaClient);
-  beforeEach(() => {
-    sqs.reset();
-    lambda.reset();
-  });
-
-  async function run(queue: Array<{ MessageId: string; ReceiptHandle: string; Body: string }>, ...argv: string[]) {
-    const pending = [...queue];
-    sqs.on(GetQueueUrlCommand).callsFake(({ QueueName }) => ({ QueueUrl: `https://sqs.local/123/${QueueName}` }));
-    sqs.on(ReceiveMessageCommand).callsFake(({ MaxNumberOfMessages }) => ({ Messages: pending.splice(0, MaxNumberOfMessages) }));
-    sqs.on(DeleteMessageCommand).resolves({});
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await runRedrive(argv, { out: (l) => out.push(l), err: (l) => err.push(l) }, () => ({
-      sqs: new SQSClient({ region: 'us-east-1' }),
-      lambda: new LambdaClient({ region: 'us-east-1' }),
-    }));
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  }
-
-  it('invokes fanout:live asynchronously with each original event, then deletes its record', async () => {
-    const record = await fixture('fanout-failure-record.json');
-    lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
-    const queue = Array.from({ length: 12 }, (_, i) => ({ MessageId: `m${i}`, ReceiptHandle: `r${i}`, Body: JSON.stringify(record) }));
-
-    const result = await run(queue, '--stage', 'prod');
-
-    expect(result.code).toBe(0);
-    expect(sqs.commandCalls(GetQueueUrlCommand)[0]!.args[0].input).toEqual({ QueueName: 'cablecar-prod-fanout-failures' });
-    const invokes = lambda.commandCalls(InvokeCommand).map((call) => call.args[0].input);
-    expect(invokes).toHaveLength(12);
-    expect(invokes[0]).toMatchObject({ FunctionName: 'cablecar-prod-fanout', Qualifier: 'live', InvocationType: 'Event' });
-    expect(JSON.parse(Buffer.from(invokes[0]!.Payload as Uint8Array).toString())).toEqual(record.requestPayload);
-    expect(sqs.commandCalls(DeleteMessageCommand).map((call) => call.args[0].input.ReceiptHandle)).toEqual(queue.map((m) => m.ReceiptHandle));
-    expect(result.out).toContain('Dispatched again: 12; left in the queue: 0.');
-  });
-
-  it('leaves in the queue what is not a dispatch event, and what could not be invoked, and exits 1', async () => {
-    const record = await fixture('fanout-failure-record.json');
-    lambda.on(InvokeCommand).rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'TooManyRequestsException' })).resolves({ StatusCode: 202 });
-    const result = await run(
-      [
-        { MessageId: 'bad', ReceiptHandle: 'r-bad', Body: '{"requestPayload":{"v":1}}' },
-        { MessageId: 'throttled', ReceiptHandle: 'r-throttled', Body: JSON.stringify(record) },
-        { MessageId: 'ok', ReceiptHandle: 'r-ok', Body: JSON.stringify(record) },
-      ],
-      '--stage',
-      'prod',
-    );
-    expect(result.code).toBe(1);
-    expect(sqs.commandCalls(DeleteMessageCommand).map((call) => call.args[0].input.ReceiptHandle)).toEqual(['r-ok']);
-    expect(result.out).toContain('left in the queue: bad is not a fan-out failure record');
-    expect(result.out).toContain('could not dispatch room-1#7 again (left in the queue): Rate exceeded');
-    expect(result.out).toContain('Dispatched again: 1; left in the queue: 2.');
-  });
-
-  it('--max caps one run; a missing --stage is a usage error that calls no AWS API', async () => {
-    const record = await fixture('fanout-failure-record.json');
-    lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
-    const queue = Array.from({ length: 5 }, (_, i) => ({ MessageId: `m${i}`, ReceiptHandle: `r${i}`, Body: JSON.stringify(record) }));
-    expect((await run(queue, '--stage', 'prod', '--max', '3')).code).toBe(0);
-    expect(lambda.commandCalls(InvokeCommand)).toHaveLength(3);
-    lambda.reset();
-    sqs.reset();
-    expect((await run([], '--max', '3')).code).toBe(2);
-    expect(sqs.calls()).toHaveLength(0);
   });
 });
