@@ -24,6 +24,8 @@ beforeEach(() => {
 
 type QueuedRecord = { MessageId: string; ReceiptHandle: string; Body: string };
 const queued = (id: string, record: unknown): QueuedRecord => ({ MessageId: id, ReceiptHandle: `r-${id}`, Body: JSON.stringify(record) });
+/** The same failure, as if the invocation had named this function and qualifier. */
+const invokedOn = (record: any, functionArn: string) => ({ ...record, requestContext: { ...record.requestContext, functionArn } });
 
 async function run(queue: QueuedRecord[], ...argv: string[]) {
   const pending = [...queue];
@@ -123,7 +125,7 @@ describe('npm run redrive (SQS and Lambda APIs mocked)', () => {
   it('dispatches the whole message on live for a shard record that names no version', async () => {
     const record = await fixture('shard-failure-record.json');
     lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
-    const unqualified = { ...record, requestContext: { ...record.requestContext, functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:cablecar-prod-fanout:$LATEST' } };
+    const unqualified = invokedOn(record, 'arn:aws:lambda:us-east-1:123456789012:function:cablecar-prod-fanout:$LATEST');
     await run([queued('latest', unqualified)], '--stage', 'prod');
     expect(invokes()).toEqual([expect.objectContaining({ Qualifier: 'live', event: { v: 1, message: record.requestPayload.shardOf } })]);
   });
@@ -142,7 +144,7 @@ describe('npm run redrive (SQS and Lambda APIs mocked)', () => {
     const record = await fixture('fanout-failure-record.json');
     const shard = await fixture('shard-failure-record.json');
     lambda.on(InvokeCommand).rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'TooManyRequestsException' })).resolves({ StatusCode: 202 });
-    const otherFunction = { ...shard, requestContext: { ...shard.requestContext, functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:cablecar-dev-fanout:13' } };
+    const otherFunction = invokedOn(shard, 'arn:aws:lambda:us-east-1:123456789012:function:cablecar-dev-fanout:13');
     const result = await run(
       [
         { MessageId: 'bad', ReceiptHandle: 'r-bad', Body: '{"requestPayload":{"v":1}}' },
