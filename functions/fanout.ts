@@ -13,8 +13,8 @@ import { connections, dispatchRecords, postToConnection, startShards, subscripti
  * one stored message, it delivers the message to every subscriber of its channel; a big channel is
  * split into shards, the others started as parallel invocations of this same version, each invoked
  * with a shard event. Posts that failed after their retries are counted in FailedPosts: those
- * clients fill the gap from history. Once a dispatch is done (its shards started), it records the
- * message's fan-out as completed (dispatchRecordStore) for the sweep.
+ * clients fill the gap from history. Once its part is done (a dispatch: the channel or shard 0, the
+ * others started; a shard: that shard), it records so (dispatchRecordStore) for the sweep.
  */
 export const handler = middy<unknown, DispatchResult>()
   .use(logMetrics(metrics))
@@ -40,9 +40,12 @@ export const handler = middy<unknown, DispatchResult>()
     metrics.addMetric('ThrottledPosts', MetricUnit.Count, result.throttled);
     const { channel, seq } = work.message;
     logger.info('fanned out', { channel, seq, ...(work.kind === 'shard' && { shard: work.shard }), ...result });
-    // Completion hook: the sweep re-dispatches messages that have no such record. Written last, so a
-    // fan-out that throws before it (and is retried by Lambda) is not counted as done. Shards are
-    // parts of a dispatch already recorded by the invocation that started them.
-    if (work.kind !== 'shard') await dispatchRecords().recordCompleted(work.message);
+    // Completion hook: the sweep re-dispatches messages whose fan-out is not recorded as complete.
+    // Written last, so a fan-out that throws before it (and is retried by Lambda) is not counted as
+    // done. A split message is complete once its dispatch (shard 0, which says how many shards there
+    // are) and each other shard recorded their part: a shard fails on its own, after the dispatch
+    // was recorded.
+    if (work.kind === 'shard') await dispatchRecords().recordShardCompleted(work.message, work.shard);
+    else await dispatchRecords().recordCompleted(work.message, { shardsStarted: result.shardsStarted });
     return result;
   });

@@ -13,16 +13,20 @@
  * 3. adds the rollback alarms measured on the version being released (custom.newVersionAlarms),
  *    which need the version number osls only knows at package time, and makes each alias wait for
  *    them, so that they already watch the new version when CodeDeploy starts shifting;
- * 4. fails packaging when any other resource still names a function or one of its versions
+ * 4. gives the version being published the asynchronous-invocation settings its `live` alias has
+ *    (retries, maximum event age, on-failure destination), for a function that invokes its own
+ *    version (fanout starting the shards of a big channel), which the alias's settings do not reach;
+ * 5. fails packaging when any other resource still names a function or one of its versions
  *    instead of its alias (outputs are not callers and are not checked).
  *
  * CommonJS because package.json says "type": "module" and osls loads plugins with require().
  */
 
 // The only resources that may name a function or its version rather than its alias: the alias
-// itself, the version, and the alarms that watch the version being released.
+// itself, the version, the alarms that watch the version being released and the version's
+// asynchronous-invocation settings (none of them calls the function).
 const MAY_NAME_FUNCTION = new Set(['AWS::Lambda::Alias', 'AWS::Lambda::Version']);
-const MAY_NAME_VERSION = new Set(['AWS::Lambda::Alias', 'AWS::CloudWatch::Alarm']);
+const MAY_NAME_VERSION = new Set(['AWS::Lambda::Alias', 'AWS::CloudWatch::Alarm', 'AWS::Lambda::EventInvokeConfig']);
 
 // CloudWatch takes at most 10 metrics per alarm, one of them the sum.
 const MAX_METRICS_PER_ALARM = 9;
@@ -50,6 +54,7 @@ class LiveAliasPlugin {
     const functions = service.getAllFunctions().map((name) => this.liveFunction(resources, name, aliasName));
     this.scopeWebsocketPermissions(resources, functions);
     this.addNewVersionAlarms(resources, functions, aliasName, (service.custom && service.custom.newVersionAlarms) || {});
+    this.addVersionEventInvokeConfigs(resources, functions, aliasName);
     this.assertNothingBypassesAliases(resources, functions);
   }
 
@@ -144,6 +149,52 @@ class LiveAliasPlugin {
         const alias = resources[fn.aliasId];
         alias.DependsOn = [...new Set([...[].concat(alias.DependsOn || []), alarmId])];
       }
+    }
+  }
+
+  /**
+   * An asynchronous invocation takes the settings (retries, maximum event age, destinations) of the
+   * qualifier it was invoked with, and only those: the ones on `live` (infra/fanout-failures.yml)
+   * do not reach an invocation of a version. fanout invokes its own version for the shards of a big
+   * channel (delivery/shardInvoker.ts), so without settings on the version a shard that failed
+   * after Lambda's retries was dropped, the message lost for that shard's subscribers. Here every
+   * event invoke config on a function's `live` alias is copied onto the version being published:
+   * the settings stay written once, on the alias, and cannot drift apart.
+   *
+   * The copy's logical id follows the version's (osls names the version after a hash of its code
+   * and configuration, so both change with every deploy that publishes a new version). Qualifier is
+   * create-only: CloudFormation would delete a config whose logical id disappears from the template,
+   * or replace one whose qualifier changes, once the update is done. Yet version N's shards may
+   * still be running or waiting in Lambda's queue for their retries (up to the maximum event age)
+   * after N+1 is released, and a config deleted under them leaves them with Lambda's defaults, no
+   * destination. So the copy is retained like the version itself (osls retains versions): each
+   * published version keeps its settings for as long as it exists, and deleting the function (the
+   * stack) removes them with it.
+   *
+   * The alias waits for the copy, so that no traffic reaches a version before its settings do.
+   */
+  addVersionEventInvokeConfigs(resources, functions, aliasName) {
+    for (const fn of functions) {
+      const onAlias = Object.entries(resources).filter(
+        ([, resource]) =>
+          resource.Type === 'AWS::Lambda::EventInvokeConfig' &&
+          resource.Properties.Qualifier === aliasName &&
+          (resource.Properties.FunctionName === fn.functionName || refOf(resource.Properties.FunctionName) === fn.functionId),
+      );
+      if (onAlias.length > 1) throw this.error(`function "${fn.name}" has ${onAlias.length} event invoke configs on "${aliasName}", expected at most 1`);
+      if (onAlias.length === 0) continue;
+      const [[aliasConfigId, aliasConfig]] = onAlias;
+      const versionConfigId = `${fn.versionId}EventInvokeConfig`;
+      if (resources[versionConfigId]) throw this.error(`${versionConfigId} is defined twice`);
+      resources[versionConfigId] = {
+        Type: 'AWS::Lambda::EventInvokeConfig',
+        DeletionPolicy: 'Retain',
+        UpdateReplacePolicy: 'Retain',
+        Metadata: { Description: `${aliasConfigId} (the settings of ${fn.functionName}:${aliasName}) on the version this deploy publishes` },
+        Properties: { ...structuredClone(aliasConfig.Properties), Qualifier: { 'Fn::GetAtt': [fn.versionId, 'Version'] } },
+      };
+      const alias = resources[fn.aliasId];
+      alias.DependsOn = [...new Set([...[].concat(alias.DependsOn || []), versionConfigId])];
     }
   }
 

@@ -268,7 +268,7 @@ describe('releases', () => {
 
     // The alarms must already follow the new version when CodeDeploy starts shifting.
     const { aliases } = liveFunction('fanout');
-    expect(aliases[0]![1].DependsOn).toEqual(['FanoutErrorsAlarm']);
+    expect(aliases[0]![1].DependsOn).toEqual(expect.arrayContaining(['FanoutErrorsAlarm']));
     expect(liveFunction('publish').aliases[0]![1].DependsOn).toEqual(expect.arrayContaining(['ServerErrorsAlarm', 'ThrottlesAlarm']));
   });
 
@@ -280,7 +280,7 @@ describe('releases', () => {
 
 describe('nothing dispatched is lost', () => {
   it("configures fanout:live's asynchronous invocations: 2 retries, 1 h maximum age, failures to an SQS queue", () => {
-    const configs = ofType('AWS::Lambda::EventInvokeConfig');
+    const configs = ofType('AWS::Lambda::EventInvokeConfig').filter(([, config]) => config.Properties.Qualifier === 'live');
     expect(configs).toHaveLength(1);
     const [, config] = configs[0]!;
     expect(config.Properties).toEqual({
@@ -292,6 +292,26 @@ describe('nothing dispatched is lost', () => {
     });
     expect(list(config.DependsOn)).toContain(liveFunction('fanout').aliases[0]![0]);
     expect(resources.FanoutFailuresQueue).toMatchObject({ Type: 'AWS::SQS::Queue', Properties: { QueueName: `cablecar-${STAGE}-fanout-failures` } });
+  });
+
+  it('gives the fanout version it publishes the same settings, so a shard (invoked on that version) that fails lands in the queue too', () => {
+    const configs = ofType('AWS::Lambda::EventInvokeConfig');
+    const [versionId] = liveFunction('fanout').versionIds as [string];
+    const onVersion = configs.filter(([, config]) => config.Properties.Qualifier?.['Fn::GetAtt']?.[0] === versionId);
+    expect(onVersion).toHaveLength(1);
+    const [versionConfigId, versionConfig] = onVersion[0]!;
+    const [, liveConfig] = configs.find(([, config]) => config.Properties.Qualifier === 'live')!;
+    // The same settings as live's (infra/fanout-failures.yml), on the version: nothing else differs.
+    expect(versionConfig.Properties).toEqual({ ...liveConfig.Properties, Qualifier: { 'Fn::GetAtt': [versionId, 'Version'] } });
+    expect(versionConfig.Properties.DestinationConfig.OnFailure.Destination).toEqual({ 'Fn::GetAtt': ['FanoutFailuresQueue', 'Arn'] });
+    // Kept when the next deploy publishes another version: the shards of this one may still be
+    // retried after it is released (and its logical id, like the version's, changes per deploy).
+    expect(versionConfig).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    expect(versionConfigId).toContain(versionId);
+    // No traffic reaches the version before its settings exist.
+    expect(list(liveFunction('fanout').aliases[0]![1].DependsOn)).toContain(versionConfigId);
+    // Only fanout invokes its own versions, and only it has settings on live to copy.
+    expect(configs).toHaveLength(2);
   });
 
   it('alarms as soon as one failed fan-out waits in the queue', () => {

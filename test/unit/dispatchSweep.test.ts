@@ -1,27 +1,22 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepUnfinishedDispatches } from '../../functions/lib/dispatch/dispatchSweep.js';
 import { parseDispatchEvent } from '../../functions/lib/protocol/dispatchEvent.js';
 import { createPool } from '../../functions/lib/stores/database.js';
 import { dispatchRecordStore } from '../../functions/lib/stores/dispatchRecordStore.js';
 import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
-import { runRedrive } from '../../infra/redrive/redrive.js';
 import { migrate } from '../../infra/migrate.js';
 import { startDynamo, startPostgres, type TestDynamo, type TestPostgres } from '../support/databases.js';
 
 /**
  * On AWS nothing dispatched is lost: fanout records its completion (DynamoDB), the sweep dispatches
- * again what has no record (real PostgreSQL and dynalite; the re-dispatch is a recorded function),
- * and the redrive command dispatches again what Lambda put in the on-failure queue (SQS and Lambda
- * APIs mocked).
+ * again what has no record (real PostgreSQL and dynalite; the re-dispatch is a recorded function).
+ * The redrive command, the other net, is tested in redrive.test.ts.
  */
-const fixture = async (name: string) => JSON.parse(await readFile(join(import.meta.dirname, '..', 'fixtures', 'dispatch-record', name), 'utf8'));
+const fixture = async (name: string, folder = 'dispatch-record') => JSON.parse(await readFile(join(import.meta.dirname, '..', 'fixtures', folder, name), 'utf8'));
 
 let postgres: TestPostgres;
 let dynamo: TestDynamo;
@@ -91,6 +86,78 @@ describe('the sweep (AWS)', () => {
     expect(await dispatchRecordStore(dynamo.tableRef).completed([id, 'a2c4e0a8-0000-4000-8000-000000000000'])).toEqual(new Set([id]));
   });
 
+  it('writes and reads the records of a split message as test/fixtures/v2 holds them', async () => {
+    const records = dispatchRecordStore(dynamo.tableRef);
+    const [dispatchRecord, shardRecord] = [await fixture('dispatch-record-split.json', 'v2'), await fixture('shard-record.json', 'v2')];
+    const id = String(dispatchRecord.pk).slice('DISPATCH#'.length);
+    const message = { id, channel: dispatchRecord.channel, seq: dispatchRecord.seq };
+    await records.recordCompleted(message, { shardsStarted: 1 });
+    await records.recordShardCompleted(message, { index: 1, count: 2 });
+    const stored = async (key: string) => (await dynamo.tableRef.client.send(new GetCommand({ TableName: dynamo.tableName, Key: { pk: key, sk: key } }))).Item;
+    const times = { completedAt: expect.any(Number), ttl: expect.any(Number) };
+    expect(await stored(dispatchRecord.pk)).toEqual({ ...dispatchRecord, ...times });
+    expect(await stored(shardRecord.pk)).toEqual({ ...shardRecord, ...times });
+    expect(await records.completed([id])).toEqual(new Set([id]));
+  });
+
+  it('counts a split message as completed only once every other shard recorded its part, and dispatches it again until then', async () => {
+    const records = dispatchRecordStore(dynamo.tableRef);
+    const message = await store.publish('sweep-split', '"big"');
+    await pool.query(`UPDATE cablecar.messages SET published_at = now() - interval '20 minutes' WHERE id = $1`, [message.id]);
+    const sweepThis = async () => {
+      const dispatched: unknown[] = [];
+      await sweepUnfinishedDispatches(
+        {
+          messages: { publishedBetween: (o) => store.publishedBetween(o).then((rows) => rows.filter((r) => r.id === message.id)) },
+          dispatchRecords: records,
+          dispatch: async (event) => void dispatched.push(event),
+        },
+        { graceSeconds: 600, windowSeconds: 3600, limit: 100 },
+      );
+      return dispatched.map((event) => parseDispatchEvent(event).message.id);
+    };
+
+    // A fast shard finished before the dispatch recorded anything: not complete.
+    await records.recordShardCompleted(message, { index: 2, count: 4 });
+    expect(await records.completed([message.id])).toEqual(new Set());
+    // The dispatch (shard 0, three others started) is done, shard 3 of 4 failed: still not complete, dispatched again.
+    await records.recordCompleted(message, { shardsStarted: 3 });
+    await records.recordShardCompleted(message, { index: 1, count: 4 });
+    await records.recordShardCompleted(message, { index: 3, count: 8 });
+    expect(await records.completed([message.id])).toEqual(new Set());
+    expect(await sweepThis()).toEqual([message.id]);
+    // Shard 3 of 4 done (the redriven shard, say): complete, the sweep leaves it.
+    await records.recordShardCompleted(message, { index: 3, count: 4 });
+    expect(await records.completed([message.id])).toEqual(new Set([message.id]));
+    expect(await sweepThis()).toEqual([]);
+  });
+
+  it('counts a re-dispatch of a split message by its own split: whole (no shards) or into another count', async () => {
+    const records = dispatchRecordStore(dynamo.tableRef);
+    const [whole, resplit] = [await store.publish('sweep-resplit', '1'), await store.publish('sweep-resplit', '2')];
+    for (const message of [whole, resplit]) await records.recordCompleted(message, { shardsStarted: 7 });
+    expect(await records.completed([whole.id, resplit.id])).toEqual(new Set());
+    // The channel shrank: the re-dispatch delivered it whole (started no shard).
+    await records.recordCompleted(whole, { shardsStarted: 0 });
+    // Another version splits into 2: its one other shard is what counts, not the 7 of 8 missing.
+    await records.recordCompleted(resplit, { shardsStarted: 1 });
+    await records.recordShardCompleted(resplit, { index: 1, count: 2 });
+    expect(await records.completed([whole.id, resplit.id])).toEqual(new Set([whole.id, resplit.id]));
+  });
+
+  it('reads the records of more messages and shards than one BatchGetItem takes', async () => {
+    const records = dispatchRecordStore(dynamo.tableRef);
+    const messages = [];
+    for (let i = 0; i < 15; i++) messages.push(await store.publish('sweep-many', String(i)));
+    // 15 messages split into 8: 105 shard records to read, all done but the last message's shard 7.
+    for (const [i, message] of messages.entries()) {
+      await records.recordCompleted(message, { shardsStarted: 7 });
+      for (let index = 1; index < 8; index++) if (i < 14 || index < 7) await records.recordShardCompleted(message, { index, count: 8 });
+    }
+    const done = await records.completed(messages.map((m) => m.id));
+    expect(done).toEqual(new Set(messages.slice(0, 14).map((m) => m.id)));
+  });
+
   it('counts a re-dispatch that fails, and leaves it for the next run', async () => {
     const message = await store.publish('sweep-fail', '1');
     await pool.query(`UPDATE cablecar.messages SET published_at = now() - interval '20 minutes' WHERE id = $1`, [message.id]);
@@ -105,76 +172,5 @@ describe('the sweep (AWS)', () => {
       { graceSeconds: 600, windowSeconds: 3600, limit: 100 },
     );
     expect(result).toEqual({ checked: 1, redispatched: 0, failed: 1 });
-  });
-});
-
-describe('npm run redrive (SQS and Lambda APIs mocked)', () => {
-  const sqs = mockClient(SQSClient);
-  const lambda = mockClient(LambdaClient);
-  beforeEach(() => {
-    sqs.reset();
-    lambda.reset();
-  });
-
-  async function run(queue: Array<{ MessageId: string; ReceiptHandle: string; Body: string }>, ...argv: string[]) {
-    const pending = [...queue];
-    sqs.on(GetQueueUrlCommand).callsFake(({ QueueName }) => ({ QueueUrl: `https://sqs.local/123/${QueueName}` }));
-    sqs.on(ReceiveMessageCommand).callsFake(({ MaxNumberOfMessages }) => ({ Messages: pending.splice(0, MaxNumberOfMessages) }));
-    sqs.on(DeleteMessageCommand).resolves({});
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await runRedrive(argv, { out: (l) => out.push(l), err: (l) => err.push(l) }, () => ({
-      sqs: new SQSClient({ region: 'us-east-1' }),
-      lambda: new LambdaClient({ region: 'us-east-1' }),
-    }));
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  }
-
-  it('invokes fanout:live asynchronously with each original event, then deletes its record', async () => {
-    const record = await fixture('fanout-failure-record.json');
-    lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
-    const queue = Array.from({ length: 12 }, (_, i) => ({ MessageId: `m${i}`, ReceiptHandle: `r${i}`, Body: JSON.stringify(record) }));
-
-    const result = await run(queue, '--stage', 'prod');
-
-    expect(result.code).toBe(0);
-    expect(sqs.commandCalls(GetQueueUrlCommand)[0]!.args[0].input).toEqual({ QueueName: 'cablecar-prod-fanout-failures' });
-    const invokes = lambda.commandCalls(InvokeCommand).map((call) => call.args[0].input);
-    expect(invokes).toHaveLength(12);
-    expect(invokes[0]).toMatchObject({ FunctionName: 'cablecar-prod-fanout', Qualifier: 'live', InvocationType: 'Event' });
-    expect(JSON.parse(Buffer.from(invokes[0]!.Payload as Uint8Array).toString())).toEqual(record.requestPayload);
-    expect(sqs.commandCalls(DeleteMessageCommand).map((call) => call.args[0].input.ReceiptHandle)).toEqual(queue.map((m) => m.ReceiptHandle));
-    expect(result.out).toContain('Dispatched again: 12; left in the queue: 0.');
-  });
-
-  it('leaves in the queue what is not a dispatch event, and what could not be invoked, and exits 1', async () => {
-    const record = await fixture('fanout-failure-record.json');
-    lambda.on(InvokeCommand).rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'TooManyRequestsException' })).resolves({ StatusCode: 202 });
-    const result = await run(
-      [
-        { MessageId: 'bad', ReceiptHandle: 'r-bad', Body: '{"requestPayload":{"v":1}}' },
-        { MessageId: 'throttled', ReceiptHandle: 'r-throttled', Body: JSON.stringify(record) },
-        { MessageId: 'ok', ReceiptHandle: 'r-ok', Body: JSON.stringify(record) },
-      ],
-      '--stage',
-      'prod',
-    );
-    expect(result.code).toBe(1);
-    expect(sqs.commandCalls(DeleteMessageCommand).map((call) => call.args[0].input.ReceiptHandle)).toEqual(['r-ok']);
-    expect(result.out).toContain('left in the queue: bad is not a fan-out failure record');
-    expect(result.out).toContain('could not dispatch room-1#7 again (left in the queue): Rate exceeded');
-    expect(result.out).toContain('Dispatched again: 1; left in the queue: 2.');
-  });
-
-  it('--max caps one run; a missing --stage is a usage error that calls no AWS API', async () => {
-    const record = await fixture('fanout-failure-record.json');
-    lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
-    const queue = Array.from({ length: 5 }, (_, i) => ({ MessageId: `m${i}`, ReceiptHandle: `r${i}`, Body: JSON.stringify(record) }));
-    expect((await run(queue, '--stage', 'prod', '--max', '3')).code).toBe(0);
-    expect(lambda.commandCalls(InvokeCommand)).toHaveLength(3);
-    lambda.reset();
-    sqs.reset();
-    expect((await run([], '--max', '3')).code).toBe(2);
-    expect(sqs.calls()).toHaveLength(0);
   });
 });

@@ -16,8 +16,10 @@ export interface ShardInvokerOptions {
 /**
  * Starts a split fan-out's other shards as asynchronous invocations of the version that is running
  * now, not of `live`: during a release the shards of one message are then delivered by the code
- * that split it, and a version-1 fanout never receives a shard event. The Lambda client is loaded
- * on the first big channel only, so it costs a small channel's cold start nothing.
+ * that split it, and a version-1 fanout never receives a shard event. Each published version has
+ * live's retries and on-failure queue (infra/serverless/live-alias-plugin.cjs), so a shard that
+ * fails lands in the queue like a dispatch, and redrive runs it on this version again. The Lambda
+ * client is loaded on the first big channel only, so it costs a small channel's cold start nothing.
  */
 export function createShardInvoker({ functionName, functionVersion, region, endpoint }: ShardInvokerOptions) {
   let client: Promise<{ lambda: LambdaClient; InvokeCommand: typeof import('@aws-sdk/client-lambda').InvokeCommand }> | undefined;

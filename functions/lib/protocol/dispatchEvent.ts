@@ -55,6 +55,15 @@ export function parseDispatchEvent(event: unknown): DispatchEvent {
   return parsed.data as DispatchEvent;
 }
 
+/**
+ * The dispatch event of a stored message, as cablecar.dispatch_event builds it in SQL. Only for
+ * dispatching a message again from outside PostgreSQL (the redrive command, when the version that
+ * should take one of its shards is gone): version 1's fields only, so that any `live` reads it.
+ */
+export function dispatchEvent(message: Message): DispatchEvent {
+  return { v: DISPATCH_EVENT_VERSION, message };
+}
+
 export function shardEvent(message: Message, shard: SubscriberShard): ShardEvent {
   return { v: SHARD_EVENT_VERSION, shardOf: message, shard };
 }

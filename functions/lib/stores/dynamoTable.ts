@@ -8,6 +8,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  *   subscription  pk = CHAN#<channel>  sk = CONN#<id>    (+ rev, counted)
  *   tombstone     pk = TOMB#<channel>  sk = CONN#<id>    rev of the connection's last unsubscribe
  *   dispatch      pk = DISPATCH#<message id> (= sk)     fan-out completed (dispatchRecordStore.ts)
+ *   shard done    pk = SHARD#<message id>#<i>/<n> (= sk) one shard of a split fan-out completed
  *
  * Tombstones have their own partition key on purpose: fan-out (of every version, including version
  * 1, which posts to every item under CHAN#<channel>) never reads them, yet they share the sk, so the
