@@ -16,11 +16,11 @@ const PAGE_SIZE = 500;
 
 export function costPerMillion({ gbSecondsPerDelivery, cpuMicros }: { gbSecondsPerDelivery?: number; cpuMicros?: number }) {
   const deliveries = 1e6;
-  // On paper when not measured: 8 invocations of 512 MB, each at 1,250 posts/s (its share of 10,000/s).
-  const gbSeconds = (gbSecondsPerDelivery ?? 0.5 / 1250) * deliveries;
+  // On paper when not measured: 4 invocations of 1,024 MB, each at 2,500 posts/s (its share of 10,000/s).
+  const gbSeconds = (gbSecondsPerDelivery ?? 1 / 2500) * deliveries;
   // A query's read units: its items' total size in 4 KB units, halved for an eventually consistent read.
   const readUnits = (Math.ceil((PAGE_SIZE * SUBSCRIPTION_ITEM_BYTES) / 4096) / 2) * (deliveries / PAGE_SIZE);
-  const invocations = deliveries / 12_500; // a 100,000-subscriber channel: 8 invocations per message
+  const invocations = deliveries / 25_000; // a 100,000-subscriber channel: 4 invocations per message
   const rows: Array<[string, string, string]> = [
     ['API Gateway messages (≤ 32 KB each)', '1,000,000', (deliveries * PRICE.websocketMessage).toFixed(2)],
     [`Lambda duration${gbSecondsPerDelivery ? ' (measured in the simulation)' : ' (on paper)'}`, `${gbSeconds.toFixed(0)} GB-s`, (gbSeconds * PRICE.lambdaGbSecond).toFixed(4)],
@@ -33,7 +33,7 @@ export function costPerMillion({ gbSecondsPerDelivery, cpuMicros }: { gbSecondsP
   const notes = [
     'Connection-minutes are paid for being connected, not per delivery: one minute per delivery is a client that receives one message a minute; a busier channel pays less per delivery.',
     'Lambda bills wall time: a worker mostly waits on the gateway round trip, so its GB-s per delivery ≈ memory ÷ (its posts per second). More concurrency per worker or fewer, busier workers lower it; CPU is not the limit' +
-      (cpuMicros ? ` (${cpuMicros.toFixed(0)} µs per signed post here, ~${((1250 * cpuMicros) / 1e4).toFixed(0)} % of one vCPU at 1,250 posts/s).` : '.'),
+      (cpuMicros ? ` (${cpuMicros.toFixed(0)} µs per signed post here, ~${((2500 * cpuMicros) / 1e4).toFixed(0)} % of one vCPU at 2,500 posts/s).` : '.'),
   ];
   return { rows, notes };
 }

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import pLimit from 'p-limit';
+import { parseConfig } from '../functions/lib/config.js';
 import { createTable } from '../functions/lib/stores/dynamoTable.js';
 import { startEmbeddedDynamodb } from '../infra/local/embeddedDynamodb.js';
 import { freePort } from '../infra/local/stack.js';
@@ -35,7 +36,7 @@ const TABLE = 'cablecar-bench';
 process.env.AWS_ACCESS_KEY_ID = 'local';
 process.env.AWS_SECRET_ACCESS_KEY = 'local';
 process.env.AWS_EC2_METADATA_DISABLED = 'true';
-export const SIMULATED_MEMORY_GB = 0.5; // serverless.yml: fanout memorySize
+export const SIMULATED_MEMORY_GB = 1; // serverless.yml: fanout memorySize
 
 export async function benchSimulation({
   sizes,
@@ -50,7 +51,6 @@ export async function benchSimulation({
   burst?: number;
   log: (line: string) => void;
 }): Promise<SimulationFigures[]> {
-  const shards = 8;
   const dynamo = await startEmbeddedDynamodb({ port: await freePort(), tableName: TABLE });
   const stub = await startStubGatewayChild({ latencyMs, rate, burst });
   const env = {
@@ -67,9 +67,10 @@ export async function benchSimulation({
     POWERTOOLS_LOG_LEVEL: 'ERROR',
     POST_RATE_LIMIT: String(rate),
     POST_BURST_LIMIT: String(burst),
-    FANOUT_SHARDS: String(shards),
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   } as Record<string, string>;
+  // The stage's defaults for everything else (FANOUT_SHARDS, FANOUT_CONCURRENCY, ...), as deployed.
+  const shards = parseConfig(env).FANOUT_SHARDS;
   const bundle = await buildFanoutBundle();
   const fake = await startFakeLambda({ bundle, env, warmContainers: shards }).catch(async (error) => {
     await stub.stop();
