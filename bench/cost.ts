@@ -33,7 +33,7 @@ export function costPerMillion({ gbSecondsPerDelivery, cpuMicros }: { gbSecondsP
   const notes = [
     'Connection-minutes are paid for being connected, not per delivery: one minute per delivery is a client that receives one message a minute; a busier channel pays less per delivery.',
     'Lambda bills wall time: a worker mostly waits on the gateway round trip, so its GB-s per delivery ≈ memory ÷ (its posts per second). More concurrency per worker or fewer, busier workers lower it; CPU is not the limit' +
-      (cpuMicros ? ` (${cpuMicros.toFixed(0)} µs per signed post here, ~${((2500 * cpuMicros) / 1e4).toFixed(0)} % of one vCPU at 2,500 posts/s).` : '.'),
+      (cpuMicros ? ` (${cpuMicros.toFixed(0)} µs per signed post on a busy loopback socket here, about twice that at a 30 ms round trip: ~${((2500 * 2 * cpuMicros) / 1e4).toFixed(0)} % of one vCPU at 2,500 posts/s).` : '.'),
   ];
   return { rows, notes };
 }

@@ -7,7 +7,7 @@ import { CLIENT_GZIP_BUDGET_BYTES, measureClient } from './clientSize.js';
 import { costPerMillion } from './cost.js';
 import { benchEngines, type EngineFigures } from './engines.js';
 import { benchLocalStack, type LocalStackFigures } from './localStack.js';
-import { benchSimulation, type SimulationFigures } from './simulation.js';
+import { benchSimulation, SIMULATED_MEMORY_GB, type SimulationFigures } from './simulation.js';
 
 /**
  * `npm run bench [-- --quick] [-- --only engines,simulation,bundles,local]`: the figures of the
@@ -76,7 +76,7 @@ await section('simulation', async () => {
     '## Fan-out simulation: stub gateway with 30 ms latency and a 10,000/s token bucket (burst 5,000), real handler in parallel containers, dynalite',
     '',
     table(
-      ['subscribers', 'invocations', 'time to last delivery', 'posts/s', '429s', 'lost', 'duplicated', 'billed GB-s (512 MB)', 'fan-out CPU µs per delivery'],
+      ['subscribers', 'invocations', 'time to last delivery', 'posts/s', '429s', 'lost', 'duplicated', `billed GB-s (${SIMULATED_MEMORY_GB * 1024} MB)`, 'fan-out CPU µs per delivery'],
       simulation.map((s) => [
         n(s.subscribers),
         s.shards,
