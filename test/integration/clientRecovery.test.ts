@@ -10,8 +10,10 @@ import { publish, startTestStack, type TestStack } from '../support/localStack.j
  * and reorders message frames and cuts every socket after a second or two, while messages are
  * published over HTTP: each subscriber must hand its application exactly 1..N, in order. Its tokens
  * are real and short-lived, so they also expire under it: on open sockets (a later subscribe is
- * refused with token_expired), and on history requests (401).
+ * refused with token_expired), and on history requests (401). The stack replays at most
+ * REPLAY_LIMIT = 20 messages on subscribe, so longer absences take the history path too.
  */
+const REPLAY_LIMIT = 20;
 const seed = Number(process.env.CABLECAR_PROXY_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
 let stack: TestStack;
@@ -19,7 +21,7 @@ let proxy: HostileProxy;
 const clients: Client[] = [];
 
 beforeAll(async () => {
-  stack = await startTestStack();
+  stack = await startTestStack({ functionEnv: { REPLAY_LIMIT: String(REPLAY_LIMIT) } });
   proxy = await startHostileProxy({ upstreamUrl: stack.websocketUrl, seed });
 });
 afterAll(async () => {
@@ -95,6 +97,20 @@ describe('the client through a hostile proxy', () => {
     // Nothing more arrives later: no duplicate slips through after the fact.
     await sleep(1_000);
     for (const [who, seqs] of received) expect(seqs, `${who}: ${report}`).toEqual(expected);
+  });
+
+  it('hands over everything missed beyond REPLAY_LIMIT on a quiet channel, with no later message to reveal the gap', async () => {
+    const missed = REPLAY_LIMIT * 2 + 5;
+    for (let i = 0; i < missed; i++) expect((await publish(stack, 'quiet-1', { i })).status).toBe(202);
+    const client = createClient({ url: stack.websocketUrl, httpUrl: stack.httpUrl, WebSocket, token: () => stack.mintToken({ subscribe: ['quiet-*'], publish: [] }) });
+    clients.push(client);
+    const seqs: number[] = [];
+    const replyNamed = new Promise<number>((resolve) => client.subscribe('quiet-1', { after: 0, onMessage: (m) => seqs.push(m.seq), onSubscribed: resolve }));
+    // The reply names the channel's newest seq, not the last one replayed: the rest comes from history.
+    expect(await replyNamed).toBe(missed);
+    const deadline = Date.now() + 10_000;
+    while (seqs.length < missed && Date.now() < deadline) await sleep(50);
+    expect(seqs).toEqual(Array.from({ length: missed }, (_, i) => i + 1));
   });
 
   it('ends a subscription the token does not cover with forbidden, naming the channel, and keeps the others', async () => {

@@ -168,13 +168,22 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     expect(posts.map((p) => JSON.parse(p.frame).seq)).toEqual([1, 2, 3]);
   });
 
-  it('caps the replay at replayLimit and answers the last seq replayed, so the client pages on from there', async () => {
+  it('caps the replay at replayLimit and answers the channel\'s newest seq, so the client reads the rest from history at once', async () => {
     await publishMany('capped', 10);
     await connections.add('s-capped');
     const { post, posts } = recordingPostToConnection();
     const reply = await subscribe({ connectionId: 's-capped', channel: 'capped', after: 3 }, depsWith(post), { replayLimit: 4, maxSubscriptions: 100 });
-    expect(reply).toEqual({ type: 'subscribed', channel: 'capped', seq: 7 });
+    expect(reply).toEqual({ type: 'subscribed', channel: 'capped', seq: 10 });
     expect(posts.map((p) => JSON.parse(p.frame).seq)).toEqual([4, 5, 6, 7]);
+  });
+
+  it('answers the last seq replayed when the replay ends exactly at its limit with nothing more', async () => {
+    await publishMany('capped-exactly', 10);
+    await connections.add('s-capped-exactly');
+    const { post, posts } = recordingPostToConnection();
+    const reply = await subscribe({ connectionId: 's-capped-exactly', channel: 'capped-exactly', after: 6 }, depsWith(post), { replayLimit: 4, maxSubscriptions: 100 });
+    expect(reply).toEqual({ type: 'subscribed', channel: 'capped-exactly', seq: 10 });
+    expect(posts.map((p) => JSON.parse(p.frame).seq)).toEqual([7, 8, 9, 10]);
   });
 
   it('replays across its internal pages of 200, in order, without gaps or repeats', async () => {
@@ -189,7 +198,8 @@ describe('subscribe (replay through a recording postToConnection that stands in 
 
     const { post: capped, posts: cappedPosts } = recordingPostToConnection();
     const reply = await subscribe({ connectionId: 's-long', channel: 'long', after: 0 }, depsWith(capped), { replayLimit: 230, maxSubscriptions: 100 });
-    expect(reply).toEqual({ type: 'subscribed', channel: 'long', seq: 230 });
+    // stopped at the limit with 30 more: the reply names the channel's newest
+    expect(reply).toEqual({ type: 'subscribed', channel: 'long', seq: 260 });
     expect(cappedPosts.map((p) => JSON.parse(p.frame).seq)).toEqual(Array.from({ length: 230 }, (_, i) => i + 1));
   });
 

@@ -18,8 +18,9 @@ const REPLAY_PAGE = 200;
  * Subscribes a connection to a channel. The subscription is stored before history is read, so a
  * message published meanwhile is either replayed or fanned out (possibly both: clients drop
  * duplicates by seq), never missed. With `after`, the messages after that seq are replayed in order,
- * up to `replayLimit`; the reply's `seq` is the last one the client now has, so a client that was
- * away longer pages through history from there. A `seq` below `after` tells the client that the
+ * up to `replayLimit`; the reply's `seq` is the last one the client now has, or, when the replay
+ * stopped at its limit with more to come, the channel's newest: a client that was away longer
+ * reads the rest from history. A `seq` below `after` tells the client that the
  * channel is behind what it remembers. `truncated: true, oldestSeq` says that messages after `after`
  * were already pruned by retention (the replay starts at oldestSeq).
  *
@@ -85,9 +86,11 @@ export async function subscribe(
   let seq = after;
   let replayed = 0;
   let truncatedBefore: number | undefined;
+  let moreThanLimit = false;
   while (replayed < replayLimit) {
     const page = await deps.messages.history(channel, seq, Math.min(REPLAY_PAGE, replayLimit - replayed));
     if (replayed === 0) truncatedBefore = page.truncatedBefore;
+    moreThanLimit = page.hasMore;
     for (const message of page.messages) {
       // One at a time: the socket must see the replay in seq order.
       if ((await deps.postToConnection(connectionId, JSON.stringify(messageFrame(message)))) === 'gone') {
@@ -102,6 +105,10 @@ export async function subscribe(
   // A client ahead of the channel (its database was restored, say) must not go on dropping new
   // messages as duplicates: tell it where the channel really is.
   if (replayed === 0 && after > 0) seq = Math.min(after, await deps.messages.lastSeq(channel));
+  // The replay stopped at its limit with more to come: the reply names the channel's newest seq, so
+  // the client reads the rest from history now rather than when the next message happens to arrive
+  // (on a quiet channel, maybe never).
+  if (moreThanLimit) seq = Math.max(seq, await deps.messages.lastSeq(channel));
   // Retention deleted messages between `after` and what was replayed: the client is told, never
   // left to believe it has everything.
   return { type: 'subscribed', channel, seq, ...truncation(truncatedBefore), ...revision };
