@@ -35,7 +35,7 @@ afterAll(async () => {
 
 const seqs = (page: { messages: Array<{ seq: number }> }) => page.messages.map((m) => m.seq);
 /** Every file of infra/sql/migrations, in order. */
-const MIGRATIONS = ['001_messages.sql', '002_cablecar_schema.sql', '003_sql_publish.sql', '010_retention.sql'];
+const MIGRATIONS = ['001_messages.sql', '002_cablecar_schema.sql', '003_sql_publish.sql', '010_retention.sql', '011_fanout_confirmed.sql'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 describe('migrate', () => {

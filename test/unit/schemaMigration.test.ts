@@ -87,7 +87,7 @@ describe('a database in the layout before schema cablecar, with data', () => {
   });
 
   it('moves tables, data and bookkeeping into cablecar and applies only the migrations after 001', async () => {
-    expect(await migrate(url, { kind: 'local' })).toEqual(['002_cablecar_schema.sql', '003_sql_publish.sql', '010_retention.sql']);
+    expect(await migrate(url, { kind: 'local' })).toEqual(['002_cablecar_schema.sql', '003_sql_publish.sql', '010_retention.sql', '011_fanout_confirmed.sql']);
     const tables = await relationsIn(db, 'cablecar');
     expect(tables).toEqual([
       { name: 'channels', kind: 'r' },
@@ -102,6 +102,7 @@ describe('a database in the layout before schema cablecar, with data', () => {
       '002_cablecar_schema.sql',
       '003_sql_publish.sql',
       '010_retention.sql',
+      '011_fanout_confirmed.sql',
     ]);
     // Only the compatibility views (and their message function) are left in public.
     expect(await relationsIn(db, 'public')).toEqual([
@@ -109,6 +110,11 @@ describe('a database in the layout before schema cablecar, with data', () => {
       { name: 'messages', kind: 'v' },
     ]);
     expect(await functionsIn(db, 'public')).toEqual(['cablecar_message_json', 'cablecar_message_json']);
+  });
+
+  it('leaves every message stored before it unconfirmed, for the AWS sweep to check', async () => {
+    const { rows } = await db.query('SELECT id FROM cablecar.messages WHERE fanout_confirmed_at IS NULL ORDER BY seq');
+    expect(rows.map((r) => r.id)).toEqual(oldIds);
   });
 
   it('keeps each channel seq: the next publish is 4, and the dispatch fires at commit', async () => {
@@ -163,7 +169,7 @@ describe('a fresh install into an application database that has its own messages
     await db.query(`CREATE TABLE messages (id serial PRIMARY KEY, body text); CREATE TABLE channels (slug text PRIMARY KEY)`);
     await db.query(`INSERT INTO messages (body) VALUES ('an application message')`);
 
-    expect(await migrate(url, { kind: 'local' })).toEqual(['001_messages.sql', '002_cablecar_schema.sql', '003_sql_publish.sql', '010_retention.sql']);
+    expect(await migrate(url, { kind: 'local' })).toEqual(['001_messages.sql', '002_cablecar_schema.sql', '003_sql_publish.sql', '010_retention.sql', '011_fanout_confirmed.sql']);
     expect(await relationsIn(db, 'public')).toEqual([
       { name: 'channels', kind: 'r' },
       { name: 'messages', kind: 'r' },
