@@ -2,7 +2,7 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import middy from '@middy/core';
 import { sweepSettings } from './lib/config.js';
 import { asyncFanoutInvocation } from './lib/dispatch/fanoutInvocation.js';
-import { sweepUnfinishedDispatches } from './lib/dispatch/dispatchSweep.js';
+import { sweepUnfinishedDispatches, type DispatchSweepResult } from './lib/dispatch/dispatchSweep.js';
 import { logger } from './lib/logger.js';
 import { dispatchRecords, messages } from './lib/services.js';
 
@@ -14,10 +14,11 @@ let lambda: LambdaClient | undefined;
 /**
  * sweep: run by an EventBridge schedule (serverless.yml). Dispatches again, as PostgreSQL does (an
  * asynchronous invoke of fanout:live with the same event), the messages whose fan-out never recorded
- * its completion. Locally the dispatch bridge does this job itself (it marks a message dispatched
- * only once fan-out answered, and sweeps what is left).
+ * its completion, and confirms in PostgreSQL those it found complete, so that no later run reads
+ * them again (functions/lib/dispatch/dispatchSweep.ts). Locally the dispatch bridge does this job
+ * itself (it marks a message dispatched only once fan-out answered, and sweeps what is left).
  */
-export const handler = middy<unknown, { checked: number; redispatched: number; failed: number }>().handler(async (_event, context) => {
+export const handler = middy<unknown, DispatchSweepResult>().handler(async (_event, context) => {
   const { FANOUT_FUNCTION_NAME, AWS_REGION, SWEEP_GRACE_SECONDS, SWEEP_WINDOW_SECONDS, SWEEP_BATCH_LIMIT } = sweepSettings();
   const client = (lambda ??= new LambdaClient({ region: AWS_REGION }));
   const result = await sweepUnfinishedDispatches(

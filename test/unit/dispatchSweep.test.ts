@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sweepUnfinishedDispatches } from '../../functions/lib/dispatch/dispatchSweep.js';
+import { sweepUnfinishedDispatches, type DispatchSweepDeps } from '../../functions/lib/dispatch/dispatchSweep.js';
 import { parseDispatchEvent } from '../../functions/lib/protocol/dispatchEvent.js';
 import { createPool } from '../../functions/lib/stores/database.js';
-import { dispatchRecordStore } from '../../functions/lib/stores/dispatchRecordStore.js';
+import { dispatchKey, dispatchRecordStore } from '../../functions/lib/stores/dispatchRecordStore.js';
 import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
 import { migrate } from '../../infra/migrate.js';
 import { startDynamo, startPostgres, type TestDynamo, type TestPostgres } from '../support/databases.js';
@@ -22,17 +22,34 @@ let postgres: TestPostgres;
 let dynamo: TestDynamo;
 let pool: pg.Pool;
 let store: MessageStore;
+const pools: pg.Pool[] = [];
 
 beforeAll(async () => {
   [postgres, dynamo] = await Promise.all([startPostgres(), startDynamo()]);
   await migrate(postgres.url, { kind: 'local' });
   pool = createPool({ connectionString: postgres.url, max: 2 });
+  pools.push(pool);
   store = messageStore(pool);
 });
 afterAll(async () => {
-  await pool?.end();
+  await Promise.all(pools.map((p) => p.end()));
   await Promise.all([postgres?.stop(), dynamo?.stop()]);
 });
+
+/** The sweep's view of the file's database narrowed to these messages (the database holds other tests' too). */
+const onlyThese = (ids: readonly string[]): DispatchSweepDeps['messages'] => ({
+  unconfirmedBetween: async (options) => (await store.unconfirmedBetween(options)).filter((r) => ids.includes(r.id)),
+  confirmFanouts: (messageIds) => store.confirmFanouts(messageIds),
+});
+
+/** A database of its own, migrated: for a test that counts everything the sweep reads in its window. */
+async function ownDatabase(name: string) {
+  const url = await postgres.createDatabase(name);
+  await migrate(url, { kind: 'local' });
+  const own = createPool({ connectionString: url, max: 2 });
+  pools.push(own);
+  return { pool: own, store: messageStore(own) };
+}
 
 describe('the sweep (AWS)', () => {
   it('dispatches again, with their dispatch events, exactly the messages in its window that have no completion record', async () => {
@@ -52,7 +69,7 @@ describe('the sweep (AWS)', () => {
       { graceSeconds: 600, windowSeconds: 6 * 3600, limit: 100 },
     );
 
-    expect(result).toEqual({ checked: 5, redispatched: 2, failed: 0 });
+    expect(result).toEqual({ checked: 5, redispatched: 2, failed: 0, confirmed: 3 });
     expect(dispatched.map((event) => parseDispatchEvent(event).message.seq)).toEqual([2, 4]);
     expect(parseDispatchEvent(dispatched[0]).message).toMatchObject({ id: published[1]!.id, channel: 'sweep-a', data: { i: 1 } });
   });
@@ -63,19 +80,18 @@ describe('the sweep (AWS)', () => {
     for (let i = 0; i < 7; i++) published.push(await store.publish(i % 2 ? 'sweep-page-b' : 'sweep-page-a', JSON.stringify({ i })));
     await pool.query(`UPDATE cablecar.messages SET published_at = now() - interval '30 minutes' WHERE channel LIKE 'sweep-page-%'`);
     for (const message of published.slice(0, 6)) await records.recordCompleted(message);
-    const own = (rows: Awaited<ReturnType<MessageStore['publishedBetween']>>) => rows.filter((r) => published.some((p) => p.id === r.id));
 
     const dispatched: unknown[] = [];
     const result = await sweepUnfinishedDispatches(
       {
-        messages: { publishedBetween: async (o) => own(await store.publishedBetween(o)) },
+        messages: onlyThese(published.map((p) => p.id)),
         dispatchRecords: records,
         dispatch: async (event) => void dispatched.push(event),
       },
       { graceSeconds: 600, windowSeconds: 3600, limit: 2 },
     );
 
-    expect(result).toEqual({ checked: 7, redispatched: 1, failed: 0 });
+    expect(result).toEqual({ checked: 7, redispatched: 1, failed: 0, confirmed: 6 });
     expect(dispatched.map((event) => parseDispatchEvent(event).message.id)).toEqual([published[6]!.id]);
   });
 
@@ -108,7 +124,7 @@ describe('the sweep (AWS)', () => {
       const dispatched: unknown[] = [];
       await sweepUnfinishedDispatches(
         {
-          messages: { publishedBetween: (o) => store.publishedBetween(o).then((rows) => rows.filter((r) => r.id === message.id)) },
+          messages: onlyThese([message.id]),
           dispatchRecords: records,
           dispatch: async (event) => void dispatched.push(event),
         },
@@ -163,7 +179,7 @@ describe('the sweep (AWS)', () => {
     await pool.query(`UPDATE cablecar.messages SET published_at = now() - interval '20 minutes' WHERE id = $1`, [message.id]);
     const result = await sweepUnfinishedDispatches(
       {
-        messages: { publishedBetween: (o) => store.publishedBetween(o).then((rows) => rows.filter((r) => r.id === message.id)) },
+        messages: onlyThese([message.id]),
         dispatchRecords: dispatchRecordStore(dynamo.tableRef),
         dispatch: async () => {
           throw new Error('TooManyRequestsException');
@@ -171,6 +187,99 @@ describe('the sweep (AWS)', () => {
       },
       { graceSeconds: 600, windowSeconds: 3600, limit: 100 },
     );
-    expect(result).toEqual({ checked: 1, redispatched: 0, failed: 1 });
+    expect(result).toEqual({ checked: 1, redispatched: 0, failed: 1, confirmed: 0 });
+  });
+});
+
+/**
+ * What a run reads scales with what is unconfirmed, not with the traffic: each of these tests has a
+ * database of its own, so `checked` counts every message the sweep read from PostgreSQL (and asked
+ * DynamoDB about) in its window.
+ */
+describe('the sweep confirms what it found complete (AWS)', () => {
+  const records = () => dispatchRecordStore(dynamo.tableRef);
+  /** One run over the whole window; the seqs it dispatched again. */
+  async function sweep(
+    messages: MessageStore,
+    { dispatch = async () => {}, limit = 100, outOfTime }: { dispatch?: (event: unknown) => Promise<void>; limit?: number; outOfTime?: () => boolean } = {},
+  ) {
+    const dispatched: number[] = [];
+    const result = await sweepUnfinishedDispatches(
+      {
+        messages,
+        dispatchRecords: records(),
+        dispatch: async (event) => {
+          dispatched.push(parseDispatchEvent(event).message.seq);
+          await dispatch(event);
+        },
+      },
+      { graceSeconds: 600, windowSeconds: 6 * 3600, limit, ...(outOfTime ? { outOfTime } : {}) },
+    );
+    return { ...result, dispatched };
+  }
+  const confirmedSeqs = async (db: pg.Pool) =>
+    (await db.query<{ seq: string }>('SELECT seq FROM cablecar.messages WHERE fanout_confirmed_at IS NOT NULL ORDER BY seq')).rows.map((r) => Number(r.seq));
+  const forgetRecord = (id: string) => dynamo.tableRef.client.send(new DeleteCommand({ TableName: dynamo.tableName, Key: { pk: dispatchKey(id), sk: dispatchKey(id) } }));
+
+  it('never reads a confirmed message again: the next run checks only the unfinished one, and leaves the confirmed alone even once their records are gone', async () => {
+    const { pool: db, store: messages } = await ownDatabase('sweep_confirms');
+    const [first, second] = [await messages.publish('c', '1'), await messages.publish('c', '2')];
+    await messages.publish('c', '3');
+    await db.query(`UPDATE cablecar.messages SET published_at = now() - interval '20 minutes'`);
+    for (const message of [first, second]) await records().recordCompleted(message);
+
+    expect(await sweep(messages)).toEqual({ checked: 3, redispatched: 1, failed: 0, confirmed: 2, dispatched: [3] });
+    expect(await confirmedSeqs(db)).toEqual([1, 2]);
+    // Their records expire after DISPATCH_RECORD_TTL_SECONDS: a sweep that still read these
+    // messages would now take them for lost and dispatch them again.
+    await Promise.all([forgetRecord(first.id), forgetRecord(second.id)]);
+    expect(await sweep(messages)).toEqual({ checked: 1, redispatched: 1, failed: 0, confirmed: 0, dispatched: [3] });
+  });
+
+  it('checks an unfinished message at every run, a failed re-dispatch included, until its fan-out records completion; then confirms it', async () => {
+    const { pool: db, store: messages } = await ownDatabase('sweep_unfinished');
+    const lost = await messages.publish('u', '"lost"');
+    await db.query(`UPDATE cablecar.messages SET published_at = now() - interval '20 minutes'`);
+    const refused = async () => {
+      throw new Error('TooManyRequestsException');
+    };
+
+    expect(await sweep(messages, { dispatch: refused })).toEqual({ checked: 1, redispatched: 0, failed: 1, confirmed: 0, dispatched: [1] });
+    // Dispatched again, but that fan-out is lost too (no record): still checked at the next run.
+    expect(await sweep(messages)).toEqual({ checked: 1, redispatched: 1, failed: 0, confirmed: 0, dispatched: [1] });
+    expect(await sweep(messages)).toEqual({ checked: 1, redispatched: 1, failed: 0, confirmed: 0, dispatched: [1] });
+    expect(await confirmedSeqs(db)).toEqual([]);
+    // The last re-dispatch's fan-out completes: the next run confirms it, and then nothing is left to read.
+    await records().recordCompleted(lost);
+    expect(await sweep(messages)).toEqual({ checked: 1, redispatched: 0, failed: 0, confirmed: 1, dispatched: [] });
+    expect(await confirmedSeqs(db)).toEqual([1]);
+    expect(await sweep(messages)).toEqual({ checked: 0, redispatched: 0, failed: 0, confirmed: 0, dispatched: [] });
+  });
+
+  it('works through a backlog bigger than one run can check, oldest first: each run starts where the last one stopped', async () => {
+    const { pool: db, store: messages } = await ownDatabase('sweep_backlog');
+    for (let i = 1; i <= 5; i++) await records().recordCompleted(await messages.publish('b', String(i)));
+    await db.query(`UPDATE cablecar.messages SET published_at = now() - interval '1 hour' + seq * interval '1 second'`);
+    // Time for one page of 2 per run.
+    const onePage = { limit: 2, outOfTime: () => true };
+
+    expect(await sweep(messages, onePage)).toMatchObject({ checked: 2, confirmed: 2 });
+    expect(await confirmedSeqs(db)).toEqual([1, 2]);
+    expect(await sweep(messages, onePage)).toMatchObject({ checked: 2, confirmed: 2 });
+    expect(await confirmedSeqs(db)).toEqual([1, 2, 3, 4]);
+    expect(await sweep(messages, onePage)).toMatchObject({ checked: 1, confirmed: 1 });
+    expect(await sweep(messages, onePage)).toMatchObject({ checked: 0, confirmed: 0 });
+  });
+
+  it('keeps the first confirmation: confirming again (a second sweep at the same time) changes nothing', async () => {
+    const { pool: db, store: messages } = await ownDatabase('sweep_twice');
+    const message = await messages.publish('t', '1');
+    expect(await messages.confirmFanouts([message.id])).toBe(1);
+    const at = async () => (await db.query('SELECT fanout_confirmed_at FROM cablecar.messages')).rows[0].fanout_confirmed_at;
+    const first = await at();
+    expect(first).toBeInstanceOf(Date);
+    expect(await messages.confirmFanouts([message.id, message.id])).toBe(0);
+    expect(await at()).toEqual(first);
+    expect(await messages.confirmFanouts([])).toBe(0);
   });
 });

@@ -112,9 +112,11 @@ describe('a database in the layout before schema cablecar, with data', () => {
     expect(await functionsIn(db, 'public')).toEqual(['cablecar_message_json', 'cablecar_message_json']);
   });
 
-  it('leaves every message stored before it unconfirmed, for the AWS sweep to check', async () => {
+  it('leaves every message stored before it unconfirmed, so the AWS sweep checks those of its window too', async () => {
     const { rows } = await db.query('SELECT id FROM cablecar.messages WHERE fanout_confirmed_at IS NULL ORDER BY seq');
     expect(rows.map((r) => r.id)).toEqual(oldIds);
+    const unconfirmed = await messageStore(running.pool(url)).unconfirmedBetween({ olderThanSeconds: 0, withinSeconds: 3600, limit: 10 });
+    expect(unconfirmed.map((m) => m.id)).toEqual(oldIds);
   });
 
   it('keeps each channel seq: the next publish is 4, and the dispatch fires at commit', async () => {

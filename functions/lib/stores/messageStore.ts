@@ -16,7 +16,7 @@ export interface HistoryPage {
   truncatedBefore?: number | undefined;
 }
 
-/** Where a page of publishedBetween ended: the last message's publication time (as text, exact), channel and seq. */
+/** Where a page of unconfirmedBetween ended: the last message's publication time (as text, exact), channel and seq. */
 export interface PublishedCursor {
   publishedAt: string;
   channel: string;
@@ -131,12 +131,15 @@ export function messageStore(pool: pg.Pool) {
     },
 
     /**
-     * One page of the dispatch events of messages published between `withinSeconds` and
-     * `olderThanSeconds` ago, oldest first: what the sweep checks for a completed fan-out. `after` is
-     * the previous page's last `cursor` (publication time, to the microsecond, channel, seq), so a window
-     * of any size is read page by page through the published_at index.
+     * One page of the dispatch events of the messages published between `withinSeconds` and
+     * `olderThanSeconds` ago whose fan-out the sweep has not confirmed complete, oldest first: what
+     * the sweep checks for a completion record. `after` is the previous page's last `cursor`
+     * (publication time, to the microsecond, channel, seq), so a window of any size is read page by
+     * page, and a message that stays unconfirmed (re-dispatched) is not read again by the same run.
+     * The partial index of migration 011 holds exactly these rows in this order, so what a page
+     * reads does not grow with the confirmed messages around it.
      */
-    publishedBetween({
+    unconfirmedBetween({
       olderThanSeconds,
       withinSeconds,
       limit,
@@ -150,13 +153,30 @@ export function messageStore(pool: pg.Pool) {
       return withDatabase(async () => {
         const { rows } = await pool.query<{ id: string; event: unknown; published_at: string; channel: string; seq: string }>(
           `SELECT id, cablecar.dispatch_event(id) AS event, published_at::text AS published_at, channel, seq FROM cablecar.messages
-            WHERE published_at < clock_timestamp() - make_interval(secs => $1)
+            WHERE fanout_confirmed_at IS NULL
+              AND published_at < clock_timestamp() - make_interval(secs => $1)
               AND published_at >= clock_timestamp() - make_interval(secs => $2)
               AND ($4::timestamptz IS NULL OR (published_at, channel, seq) > ($4::timestamptz, $5::text, $6::bigint))
             ORDER BY published_at, channel, seq LIMIT $3`,
           [olderThanSeconds, withinSeconds, limit, after?.publishedAt ?? null, after?.channel ?? null, after?.seq ?? null],
         );
         return rows.map(({ id, event, published_at, channel, seq }) => ({ id, event, cursor: { publishedAt: published_at, channel, seq: Number(seq) } }));
+      });
+    },
+
+    /**
+     * The sweep found these messages' fan-out recorded complete: it never reads them again. Only
+     * the first confirmation is kept (a second sweep running at the same time changes nothing).
+     * Returns how many were newly confirmed.
+     */
+    confirmFanouts(messageIds: readonly string[]): Promise<number> {
+      if (messageIds.length === 0) return Promise.resolve(0);
+      return withDatabase(async () => {
+        const { rowCount } = await pool.query(
+          'UPDATE cablecar.messages SET fanout_confirmed_at = clock_timestamp() WHERE id = ANY($1::uuid[]) AND fanout_confirmed_at IS NULL',
+          [messageIds],
+        );
+        return rowCount ?? 0;
       });
     },
 
