@@ -282,4 +282,34 @@ describe('the sweep confirms what it found complete (AWS)', () => {
     expect(await at()).toEqual(first);
     expect(await messages.confirmFanouts([])).toBe(0);
   });
+
+  it('reads a page as one range of the unconfirmed messages\' index, in its order: no scan of the table, no sort, about `limit` rows', async () => {
+    const { pool: db, store: messages } = await ownDatabase('sweep_plan');
+    for (let i = 0; i < 300; i++) await messages.publish(`p${i % 3}`, String(i));
+    await db.query(`UPDATE cablecar.messages SET published_at = now() - interval '1 hour' + seq * interval '1 second'`);
+    await db.query(`UPDATE cablecar.messages SET fanout_confirmed_at = now() WHERE seq % 10 <> 0`);
+    await db.query('VACUUM ANALYZE cablecar.messages');
+    // The store's own statements, captured on their way to PostgreSQL, then explained with their parameters.
+    const sent: Array<{ text: string; values: unknown[] }> = [];
+    const recording = new Proxy(db, {
+      get: (target, name) =>
+        name === 'query' ? (text: string, values: unknown[]) => (sent.push({ text, values }), target.query(text, values)) : Reflect.get(target, name),
+    });
+    const pages = messageStore(recording);
+    const first = await pages.unconfirmedBetween({ olderThanSeconds: 600, withinSeconds: 6 * 3600, limit: 4 });
+    await pages.unconfirmedBetween({ olderThanSeconds: 600, withinSeconds: 6 * 3600, limit: 4, after: first.at(-1)!.cursor });
+    expect(sent).toHaveLength(2);
+
+    type PlanNode = { 'Node Type': string; 'Index Name'?: string; 'Index Cond'?: string; 'Actual Rows': number; Plans?: PlanNode[] };
+    const nodes = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodes)];
+    for (const [page, { text, values }] of sent.entries()) {
+      const plan = nodes((await db.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values)).rows[0]['QUERY PLAN'][0].Plan);
+      expect(plan.map((node) => node['Node Type']), text).not.toContain('Seq Scan');
+      expect(plan.map((node) => node['Node Type']), text).not.toContain('Sort');
+      const scan = plan.find((node) => node['Index Name'] === 'messages_fanout_unconfirmed');
+      // The window's bounds, and on later pages the cursor, bound the scan itself rather than filter it.
+      expect(scan?.['Index Cond'], text).toMatch(page === 0 ? /published_at >= \(now\(\)/ : /ROW\(published_at, channel, seq\) > ROW\(/);
+      expect(scan!['Actual Rows']).toBe(4);
+    }
+  });
 });

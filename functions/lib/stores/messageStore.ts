@@ -136,8 +136,15 @@ export function messageStore(pool: pg.Pool) {
      * the sweep checks for a completion record. `after` is the previous page's last `cursor`
      * (publication time, to the microsecond, channel, seq), so a window of any size is read page by
      * page, and a message that stays unconfirmed (re-dispatched) is not read again by the same run.
-     * The partial index of migration 011 holds exactly these rows in this order, so what a page
-     * reads does not grow with the confirmed messages around it.
+     *
+     * Written so that the partial index of migration 011 (the unconfirmed rows by published_at,
+     * channel, seq) serves it as one range scan in its own order, and a page reads about `limit`
+     * rows whatever else the table holds: the bounds use now() (stable, so usable as index bounds;
+     * clock_timestamp() is volatile and only filters a scan of the whole index), the cursor is a
+     * row comparison on the index's columns, left out of the first page's text rather than
+     * switched off by `$4 IS NULL OR` (which only a plan made for the values at hand can drop), and
+     * the order is the column's, not its text (an output column named published_at would be what
+     * ORDER BY sorts: the whole window, at every page).
      */
     unconfirmedBetween({
       olderThanSeconds,
@@ -151,16 +158,24 @@ export function messageStore(pool: pg.Pool) {
       after?: PublishedCursor;
     }): Promise<Array<{ id: string; event: unknown; cursor: PublishedCursor }>> {
       return withDatabase(async () => {
-        const { rows } = await pool.query<{ id: string; event: unknown; published_at: string; channel: string; seq: string }>(
-          `SELECT id, cablecar.dispatch_event(id) AS event, published_at::text AS published_at, channel, seq FROM cablecar.messages
-            WHERE fanout_confirmed_at IS NULL
-              AND published_at < clock_timestamp() - make_interval(secs => $1)
-              AND published_at >= clock_timestamp() - make_interval(secs => $2)
-              AND ($4::timestamptz IS NULL OR (published_at, channel, seq) > ($4::timestamptz, $5::text, $6::bigint))
-            ORDER BY published_at, channel, seq LIMIT $3`,
-          [olderThanSeconds, withinSeconds, limit, after?.publishedAt ?? null, after?.channel ?? null, after?.seq ?? null],
+        const [start, startParameters] = after
+          ? ['(m.published_at, m.channel, m.seq) > ($4::timestamptz, $5::text, $6::bigint)', [after.publishedAt, after.channel, after.seq]]
+          : ['true', []];
+        const { rows } = await pool.query<{ id: string; event: unknown; cursor_published_at: string; channel: string; seq: string }>(
+          `SELECT m.id, cablecar.dispatch_event(m.id) AS event, m.published_at::text AS cursor_published_at, m.channel, m.seq
+             FROM cablecar.messages m
+            WHERE m.fanout_confirmed_at IS NULL
+              AND m.published_at < now() - make_interval(secs => $1)
+              AND m.published_at >= now() - make_interval(secs => $2)
+              AND ${start}
+            ORDER BY m.published_at, m.channel, m.seq LIMIT $3`,
+          [olderThanSeconds, withinSeconds, limit, ...startParameters],
         );
-        return rows.map(({ id, event, published_at, channel, seq }) => ({ id, event, cursor: { publishedAt: published_at, channel, seq: Number(seq) } }));
+        return rows.map(({ id, event, cursor_published_at, channel, seq }) => ({
+          id,
+          event,
+          cursor: { publishedAt: cursor_published_at, channel, seq: Number(seq) },
+        }));
       });
     },
 
