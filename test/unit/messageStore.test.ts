@@ -70,6 +70,51 @@ describe('migrate', () => {
   });
 });
 
+describe('migration 011 on a big table', () => {
+  const INDEX = 'cablecar.messages_fanout_unconfirmed';
+  /** The database as before 011, then what docs/releases.md tells an operator to run beforehand; the build's error, if any. */
+  async function before011(db: pg.Pool, createIndex: string): Promise<unknown> {
+    await db.query(`DROP INDEX ${INDEX}; ALTER TABLE cablecar.messages DROP COLUMN fanout_confirmed_at`);
+    await db.query(`DELETE FROM cablecar.migrations WHERE name = '011_fanout_confirmed.sql'`);
+    await db.query('ALTER TABLE cablecar.messages ADD COLUMN IF NOT EXISTS fanout_confirmed_at timestamptz');
+    return db.query(createIndex).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+  }
+  const index = async (db: pg.Pool) =>
+    (
+      await db.query<{ oid: number; valid: boolean; def: string }>(
+        `SELECT indexrelid::int AS oid, indisvalid AS valid, pg_get_indexdef(indexrelid) AS def FROM pg_index WHERE indexrelid = to_regclass($1)`,
+        [INDEX],
+      )
+    ).rows[0];
+
+  it('finds the column and index an operator created beforehand, and builds again an index whose concurrent build failed', async () => {
+    const url = await postgres.createDatabase('migrate_011_beforehand');
+    await migrate(url, { kind: 'local' });
+    const db = newPool(url);
+    const messages = messageStore(db);
+    await messages.publish('big', '1');
+    await messages.publish('big', '2');
+
+    const operatorsBuild = 'CREATE INDEX CONCURRENTLY IF NOT EXISTS messages_fanout_unconfirmed ON cablecar.messages (published_at, channel, seq) WHERE fanout_confirmed_at IS NULL';
+    expect(await before011(db, operatorsBuild)).toBeUndefined();
+    const built = await index(db);
+    expect(await migrate(url, { kind: 'local' })).toEqual(['011_fanout_confirmed.sql']);
+    expect(await index(db)).toEqual(built);
+
+    // A build that fails (here: unique over a repeated channel) leaves an invalid index of that name.
+    const failedBuild = 'CREATE UNIQUE INDEX CONCURRENTLY messages_fanout_unconfirmed ON cablecar.messages (channel) WHERE fanout_confirmed_at IS NULL';
+    expect(await before011(db, failedBuild)).toMatchObject({ code: '23505' });
+    expect(await index(db)).toMatchObject({ valid: false });
+    expect(await migrate(url, { kind: 'local' })).toEqual(['011_fanout_confirmed.sql']);
+    expect(await index(db)).toMatchObject({ valid: true, def: built!.def });
+    const { rows } = await db.query('SELECT count(*)::int AS n FROM cablecar.messages WHERE fanout_confirmed_at IS NULL');
+    expect(rows[0].n).toBe(2);
+  });
+});
+
 describe('publish', () => {
   it('numbers each channel 1, 2, 3 independently of the others', async () => {
     const results: Array<Awaited<ReturnType<MessageStore['publish']>>> = [];

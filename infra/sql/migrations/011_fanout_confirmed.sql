@@ -24,6 +24,16 @@ COMMENT ON COLUMN cablecar.messages.fanout_confirmed_at IS
 -- check, however many messages its window holds. Rows that stay unconfirmed outside the window
 -- (those stored before this migration; locally every row, as only the AWS sweep confirms) stay in
 -- it until retention prunes them, but cost the sweep nothing: its range starts at the window.
+--
+-- A concurrent build that failed leaves an invalid index of that name, which IF NOT EXISTS would
+-- accept and the planner never uses: it is built again here instead.
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass('cablecar.messages_fanout_unconfirmed') AND NOT indisvalid) THEN
+    DROP INDEX cablecar.messages_fanout_unconfirmed;
+  END IF;
+END
+$$;
 CREATE INDEX IF NOT EXISTS messages_fanout_unconfirmed ON cablecar.messages (published_at, channel, seq)
   WHERE fanout_confirmed_at IS NULL;
 
