@@ -147,16 +147,17 @@ export function retentionSettings(env: Record<string, string | undefined> = proc
 /**
  * The sweep (AWS): which messages it checks for a completion record, and the fanout function it
  * dispatches them to again (its `live` alias). It looks at messages published between
- * SWEEP_WINDOW_SECONDS and SWEEP_GRACE_SECONDS ago; the grace outlasts Lambda's own retries of an
- * async event (about 3 minutes) so that the sweep rarely races them, and the window stays inside
- * the completion record's 2-day TTL.
+ * SWEEP_WINDOW_SECONDS and SWEEP_GRACE_SECONDS ago that it has not confirmed complete; the grace
+ * outlasts Lambda's own retries of an async event (about 3 minutes) so that the sweep rarely races
+ * them, and the window stays inside the completion record's 2-day TTL (so a record missing in the
+ * window always means an unfinished fan-out, and a message is confirmed while its record is there).
  */
 export const sweepSettings = settings(
   z.object({
     FANOUT_FUNCTION_NAME: text(),
     SWEEP_GRACE_SECONDS: integer(60, 24 * 60 * 60, 600),
     SWEEP_WINDOW_SECONDS: integer(120, 24 * 60 * 60, 6 * 60 * 60),
-    /** Messages per page: the sweep reads its whole window page by page, until its time runs short. */
+    /** Messages per page: the sweep reads the unconfirmed messages of its window page by page, until its time runs short. */
     SWEEP_BATCH_LIMIT: integer(1, 10_000, 2000),
     AWS_REGION: z._default(text(), 'us-east-1'),
   }),
