@@ -161,6 +161,15 @@ describe('subscriptionStore', () => {
     expect((await allSubscribers('paging', 2)).pages.map((p) => p.length)).toEqual([2, 2]);
   });
 
+  it('reads a smaller first page when asked (fan-out starts posting sooner), then pages of pageSize', async () => {
+    const ids = ['f1', 'f2', 'f3', 'f4', 'f5', 'f6', 'f7'];
+    for (const id of ids) await subscriptions.add('first-page', id, nowSeconds() + 60);
+    const pages: string[][] = [];
+    for await (const page of subscriptions.subscriberPages('first-page', 3, undefined, 1)) pages.push(page);
+    expect(pages.map((p) => p.length)).toEqual([1, 3, 3]);
+    expect(pages.flat().sort()).toEqual(ids);
+  });
+
   it('leaves expired subscriptions out of the pages', async () => {
     const now = nowSeconds();
     for (const id of ['e1', 'e3', 'e5']) await subscriptions.add('expiry', id, now + 60);
