@@ -168,22 +168,17 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     expect(posts.map((p) => JSON.parse(p.frame).seq)).toEqual([1, 2, 3]);
   });
 
-  it('caps the replay at replayLimit and answers the channel\'s newest seq, so the client reads the rest from history at once', async () => {
-    await publishMany('capped', 10);
-    await connections.add('s-capped');
+  it.each([
+    ['stops at replayLimit with more to come: answers the channel\'s newest seq, so the client reads the rest from history at once', 3, [4, 5, 6, 7]],
+    ['ends exactly at replayLimit with nothing more: answers the last seq replayed', 6, [7, 8, 9, 10]],
+  ])('caps the replay: %s', async (_label, after, replayed) => {
+    const channel = `capped-after-${after}`;
+    await publishMany(channel, 10);
+    await connections.add(`s-${channel}`);
     const { post, posts } = recordingPostToConnection();
-    const reply = await subscribe({ connectionId: 's-capped', channel: 'capped', after: 3 }, depsWith(post), { replayLimit: 4, maxSubscriptions: 100 });
-    expect(reply).toEqual({ type: 'subscribed', channel: 'capped', seq: 10 });
-    expect(posts.map((p) => JSON.parse(p.frame).seq)).toEqual([4, 5, 6, 7]);
-  });
-
-  it('answers the last seq replayed when the replay ends exactly at its limit with nothing more', async () => {
-    await publishMany('capped-exactly', 10);
-    await connections.add('s-capped-exactly');
-    const { post, posts } = recordingPostToConnection();
-    const reply = await subscribe({ connectionId: 's-capped-exactly', channel: 'capped-exactly', after: 6 }, depsWith(post), { replayLimit: 4, maxSubscriptions: 100 });
-    expect(reply).toEqual({ type: 'subscribed', channel: 'capped-exactly', seq: 10 });
-    expect(posts.map((p) => JSON.parse(p.frame).seq)).toEqual([7, 8, 9, 10]);
+    const reply = await subscribe({ connectionId: `s-${channel}`, channel, after }, depsWith(post), { replayLimit: 4, maxSubscriptions: 100 });
+    expect(reply).toEqual({ type: 'subscribed', channel, seq: 10 });
+    expect(posts.map((p) => JSON.parse(p.frame).seq)).toEqual(replayed);
   });
 
   it('replays across its internal pages of 200, in order, without gaps or repeats', async () => {
