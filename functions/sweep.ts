@@ -1,6 +1,6 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import middy from '@middy/core';
-import { sweepSettings } from './lib/config.js';
+import { config, sweepSettings } from './lib/config.js';
 import { asyncFanoutInvocation } from './lib/dispatch/fanoutInvocation.js';
 import { sweepUnfinishedDispatches, type DispatchSweepResult } from './lib/dispatch/dispatchSweep.js';
 import { logger } from './lib/logger.js';
@@ -19,8 +19,8 @@ let lambda: LambdaClient | undefined;
  * itself (it marks a message dispatched only once fan-out answered, and sweeps what is left).
  */
 export const handler = middy<unknown, DispatchSweepResult>().handler(async (_event, context) => {
-  const { FANOUT_FUNCTION_NAME, AWS_REGION, SWEEP_GRACE_SECONDS, SWEEP_WINDOW_SECONDS, SWEEP_BATCH_LIMIT } = sweepSettings();
-  const client = (lambda ??= new LambdaClient({ region: AWS_REGION }));
+  const { FANOUT_FUNCTION_NAME, SWEEP_GRACE_SECONDS, SWEEP_WINDOW_SECONDS, SWEEP_BATCH_LIMIT } = sweepSettings();
+  const client = (lambda ??= new LambdaClient({ region: config().AWS_REGION }));
   const result = await sweepUnfinishedDispatches(
     {
       messages: await messages(),

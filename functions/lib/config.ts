@@ -159,7 +159,6 @@ export const sweepSettings = settings(
     SWEEP_WINDOW_SECONDS: integer(120, 24 * 60 * 60, 6 * 60 * 60),
     /** Messages per page: the sweep reads the unconfirmed messages of its window page by page, until its time runs short. */
     SWEEP_BATCH_LIMIT: integer(1, 10_000, 2000),
-    AWS_REGION: z._default(text(), 'us-east-1'),
   }),
   'cablecar sweep settings',
 );
