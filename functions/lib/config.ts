@@ -12,6 +12,9 @@ const unsetIfEmpty = <T extends z.ZodMiniType>(schema: T) =>
     schema,
   );
 
+/** An optional setting: unset, or set empty. */
+const optional = <T extends z.ZodMiniType>(schema: T) => unsetIfEmpty(z.optional(schema));
+
 /**
  * Every setting cablecar reads from the environment, parsed once. serverless.yml sets these for the
  * Lambda functions; the local stack sets them for serverless-offline and the dispatch bridge.
@@ -30,12 +33,10 @@ const configSchema = z.object({
    * one of DATABASE_URL (the local stack: a URL, password included) and DATABASE_SECRET_ARN (AWS: a
    * Secrets Manager secret in the RDS format, read at run time; stores/databaseSettings.ts).
    */
-  DATABASE_URL: unsetIfEmpty(z.optional(text())),
-  DATABASE_SECRET_ARN: unsetIfEmpty(
-    z.optional(z.string().check(z.regex(/^arn:aws[a-z-]*:secretsmanager:/, 'DATABASE_SECRET_ARN must be a Secrets Manager secret ARN'))),
-  ),
+  DATABASE_URL: optional(text()),
+  DATABASE_SECRET_ARN: optional(z.string().check(z.regex(/^arn:aws[a-z-]*:secretsmanager:/, 'DATABASE_SECRET_ARN must be a Secrets Manager secret ARN'))),
   /** Optional with the secret: the host to connect to instead of the secret's (an RDS Proxy endpoint). */
-  DATABASE_HOST: unsetIfEmpty(z.optional(text())),
+  DATABASE_HOST: optional(text()),
   /** How long a container keeps the secret before reading it again (a rotated password arrives within this). */
   DATABASE_SECRET_MAX_AGE_SECONDS: integer(0, Number.MAX_SAFE_INTEGER, 300),
   DATABASE_POOL_MAX: integer(1, 50, 2),
@@ -93,8 +94,6 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
 }
 
 export const config: () => Config = settings(configSchema, 'cablecar configuration');
-
-const optional = <T extends z.ZodMiniType>(schema: T) => unsetIfEmpty(z.optional(schema));
 
 /**
  * How tokens are verified. Read only by the functions that verify them (the $connect authorizer,
