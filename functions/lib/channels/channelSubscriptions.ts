@@ -53,7 +53,7 @@ export async function subscribe(
     ttl = reserved.ttl;
   } else {
     const connection = await deps.connections.get(connectionId);
-    if (!connection) throw new CablecarError('not_connected', 'this connection is not registered; reconnect', 410);
+    if (!connection) throw new CablecarError('not_connected', 'this connection is not registered; reconnect');
     // Full: only a channel it already holds (a re-subscribe, say with `after`) goes through.
     if (!(await deps.subscriptions.get(channel, connectionId))?.counted) throw tooManySubscriptions(maxSubscriptions);
     ttl = connection.ttl;
@@ -95,7 +95,7 @@ export async function subscribe(
       // One at a time: the socket must see the replay in seq order.
       if ((await deps.postToConnection(connectionId, JSON.stringify(messageFrame(message)))) === 'gone') {
         await deps.connections.remove(connectionId);
-        throw new CablecarError('not_connected', 'the connection closed during replay', 410);
+        throw new CablecarError('not_connected', 'the connection closed during replay');
       }
       seq = message.seq;
       replayed++;

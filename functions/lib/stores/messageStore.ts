@@ -35,8 +35,8 @@ export interface RetentionLimits {
  */
 export const PUBLISH_REFUSALS: Record<string, (message: string) => CablecarError> = {
   CC001: (message) => new CablecarError('invalid_channel', message),
-  CC002: (message) => new CablecarError('payload_too_large', message, 413),
-  CC003: (message) => new CablecarError('idempotency_key_reused', message, 422),
+  CC002: (message) => new CablecarError('payload_too_large', message),
+  CC003: (message) => new CablecarError('idempotency_key_reused', message),
   CC004: (message) => new CablecarError('invalid_body', message),
 };
 

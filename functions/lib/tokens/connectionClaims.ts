@@ -9,6 +9,6 @@ import type { TokenClaims } from './tokenClaims.js';
  */
 export function connectionClaims(authorizer: unknown): TokenClaims {
   const claims = claimsFromAuthorizerContext(authorizer);
-  if (!claims) throw new CablecarError('unauthorized', 'this connection was opened without a token; reconnect with ?token=<JWT>', 401);
+  if (!claims) throw new CablecarError('unauthorized', 'this connection was opened without a token; reconnect with ?token=<JWT>');
   return claims;
 }

@@ -29,7 +29,7 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 export const CLOCK_TOLERANCE_SECONDS = 5;
 
 export const tokenExpired = () =>
-  new CablecarError('token_expired', 'the token has expired; get a new one (and reconnect with it)', 401);
+  new CablecarError('token_expired', 'the token has expired; get a new one (and reconnect with it)');
 
 /**
  * Refuses `action` on `channel` unless the claims are still valid and one of the action's patterns

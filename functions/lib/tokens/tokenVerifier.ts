@@ -24,7 +24,7 @@ export type VerifyToken = (token: string) => Promise<TokenClaims>;
 const SECRET_ALGORITHMS = ['HS256'];
 const JWKS_ALGORITHMS = ['RS256', 'ES256'];
 
-export const unauthorized = (why: string) => new CablecarError('unauthorized', `the token was refused: ${why}`, 401);
+export const unauthorized = (why: string) => new CablecarError('unauthorized', `the token was refused: ${why}`);
 
 const keyUnavailable = (cause: unknown) =>
   new CablecarError('unavailable', 'the keys that verify tokens cannot be read right now; retry shortly', 503, { cause });
