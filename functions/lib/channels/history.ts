@@ -1,13 +1,13 @@
 import * as z from '../validation.js';
 import { CablecarError } from '../protocol/errors.js';
-import { truncation, type Message } from '../protocol/protocol.js';
+import { seq, truncation, type Message } from '../protocol/protocol.js';
 import type { MessageStore } from '../stores/messageStore.js';
 
 /** A history page when the client names no `limit` (fewer than the largest allowed). */
 const DEFAULT_HISTORY_LIMIT = 100;
 
 const historyQuery = z.object({
-  after: z._default(z.pipe(z.coerce.number(), z.int().check(z.gte(0), z.lte(Number.MAX_SAFE_INTEGER))), 0),
+  after: z._default(z.pipe(z.coerce.number(), seq), 0),
   limit: z.optional(z.pipe(z.coerce.number(), z.int().check(z.gte(1)))),
 });
 

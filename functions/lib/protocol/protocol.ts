@@ -62,7 +62,8 @@ export function parseChannel(value: unknown): string {
   return parsed.data;
 }
 
-const seq = z.int().check(z.gte(0), z.lte(Number.MAX_SAFE_INTEGER));
+/** A message's place in its channel: 0 (before the first) or more. */
+export const seq = z.int().check(z.gte(0), z.lte(Number.MAX_SAFE_INTEGER));
 
 /** Longest `id` a client frame may carry; every reply to the frame echoes it. */
 export const MAX_FRAME_ID_LENGTH = 64;
