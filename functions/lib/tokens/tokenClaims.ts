@@ -14,7 +14,7 @@ export interface TokenClaims {
   publish: string[];
 }
 
-export const tokenClaimsSchema = z.looseObject({
+export const tokenClaimsSchema = z.object({
   sub: z.string({ error: '"sub" is required and must be a string' }).check(z.minLength(1), z.maxLength(256)),
   exp: z.int({ error: '"exp" is required and must be a number' }),
   subscribe: z._default(channelPatternList, []),

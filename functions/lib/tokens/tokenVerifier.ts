@@ -73,7 +73,7 @@ export function createTokenVerifier({ keys, audience, issuer }: TokenVerifierOpt
       const issue = claims.error.issues[0];
       throw unauthorized(`its claims are invalid (${issue?.path.join('.') || 'payload'}: ${issue?.message ?? 'invalid'})`);
     }
-    return { sub: claims.data.sub, exp: claims.data.exp, subscribe: claims.data.subscribe, publish: claims.data.publish };
+    return claims.data;
   };
 }
 
