@@ -1,7 +1,7 @@
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { createHash, createHmac, createSecretKey, hash, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, hash, type KeyObject } from 'node:crypto';
 
 /** The SDK's label encoding: encodeURIComponent plus the characters it leaves alone. */
 export const encodeLabel = (value: string) =>
@@ -20,9 +20,8 @@ export interface PostSignerOptions {
 export type PostSigner = (connectionId: string, frame: string, signingDate?: Date) => Promise<{ path: string; headers: string[] }>;
 
 const service = 'execute-api';
-// crypto.hash (Node ≥ 20.12) hashes in one call, without a Hash object per digest.
-const sha256Hex: (data: string) => string =
-  typeof hash === 'function' ? (data) => hash('sha256', data, 'hex') : (data) => createHash('sha256').update(data).digest('hex');
+// crypto.hash (Node ≥ 20.12; package.json asks for 20.19) hashes in one call, without a Hash object per digest.
+const sha256Hex = (data: string) => hash('sha256', data, 'hex');
 // SigV4's header value normalization (what @smithy/signature-v4 does to every signed header).
 const canonicalValue = (value: string) => value.replace(/[\r\n]/g, ' ').replace(/[ \t]+/g, ' ').replace(/^ | $/g, '');
 
@@ -49,9 +48,10 @@ export function createPostSigner({ host, basePath, region, credentials }: PostSi
     | { accessKeyId: string; secret: string; sessionToken: string | undefined; shortDate: string; key: KeyObject; scope: string; credential: string; tokenLine: string }
     | undefined;
   let dateFor: { second: number; longDate: string } | undefined;
-  // A fan-out posts one frame string to every subscriber: hash its payload once, not once per post.
+  // A fan-out posts one frame string to every subscriber: hash and measure it once, not once per post.
   let lastFrame: string | undefined;
   let lastPayloadHash = '';
+  let lastContentLength = '';
 
   const signingKey = (identity: AwsCredentialIdentity, shortDate: string) => {
     if (
@@ -73,7 +73,12 @@ export function createPostSigner({ host, basePath, region, credentials }: PostSi
   return async (connectionId, frame, signingDate) => {
     const label = encodeLabel(connectionId);
     const path = `${basePath}/@connections/${label}`;
-    const contentLength = String(Buffer.byteLength(frame));
+    if (frame !== lastFrame) {
+      lastPayloadHash = sha256Hex(frame);
+      lastContentLength = String(Buffer.byteLength(frame));
+      lastFrame = frame;
+    }
+    const contentLength = lastContentLength;
     if (label === '' || label === '.' || label === '..') {
       const signed = await signer.sign({ method: 'POST', protocol: 'https:', hostname: host, path, query: {}, headers: { host, 'content-type': 'application/json' }, body: frame }, { signingDate });
       const headers = ['content-length', contentLength];
@@ -88,10 +93,6 @@ export function createPostSigner({ host, basePath, region, credentials }: PostSi
     if (dateFor?.second !== second) dateFor = { second, longDate: new Date(second * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '') };
     const { longDate } = dateFor;
     const signing = signingKey(identity, longDate.slice(0, 8));
-    if (frame !== lastFrame) {
-      lastPayloadHash = sha256Hex(frame);
-      lastFrame = frame;
-    }
     const signedHeaders = signing.tokenLine ? 'content-type;host;x-amz-date;x-amz-security-token' : 'content-type;host;x-amz-date';
     // An encoded label holds only unreserved characters and %XX; encoding it again only turns % into %25.
     const canonicalRequest = `POST\n${canonicalPrefix}${label.replaceAll('%', '%25')}\n\ncontent-type:application/json\n${hostLine}x-amz-date:${longDate}\n${signing.tokenLine}\n${signedHeaders}\n${lastPayloadHash}`;
