@@ -118,6 +118,18 @@ describe('dispatchToChannel', () => {
     expect([...posts.keys()].sort()).toEqual([...ids].sort());
   });
 
+  it('delivers a bigger channel itself, page after page, when FANOUT_SHARDS is 1', async () => {
+    const ids = Array.from({ length: 80 }, base64Id);
+    await subscribeAll('unsplit-channel', ids);
+    const posts = new Map<string, number>();
+    const { deps, started } = recordingDeps(posts);
+    const result = await dispatchToChannel(messageOn('unsplit-channel'), deps, { concurrency: 5, pageSize: 10, workerShare: 30, shards: 1 });
+    expect(result).toMatchObject({ delivered: 80, shardsStarted: 0 });
+    expect(started).toEqual([]);
+    expect([...posts.keys()].sort()).toEqual([...ids].sort());
+    expect([...posts.values()].every((n) => n === 1)).toBe(true);
+  });
+
   it('splits a bigger channel: starts shards 1..n-1, delivers shard 0, and together every subscriber gets it exactly once', async () => {
     const ids = Array.from({ length: 200 }, base64Id);
     await subscribeAll('big-channel', ids);

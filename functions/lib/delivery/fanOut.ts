@@ -148,14 +148,12 @@ export function deliverFanoutEvent(work: FanoutEvent, deps: DispatchDeps, option
 export async function dispatchToChannel(message: Message, deps: DispatchDeps, options: DispatchOptions): Promise<DispatchResult> {
   const { workerShare, shards, ...fanOutOptions } = options;
   const first = await deps.subscriptions.subscribersUpTo(message.channel, workerShare);
-  if (first.complete || shards < 2) {
-    if (first.complete) {
-      const delivery = createDelivery(message, deps, fanOutOptions);
-      await delivery.deliverAll(first.ids);
-      return { ...delivery.result, shardsStarted: 0 };
-    }
-    return { ...(await fanOut(message, deps, fanOutOptions)), shardsStarted: 0 };
+  if (first.complete) {
+    const delivery = createDelivery(message, deps, fanOutOptions);
+    await delivery.deliverAll(first.ids);
+    return { ...delivery.result, shardsStarted: 0 };
   }
+  if (shards < 2) return { ...(await fanOut(message, deps, fanOutOptions)), shardsStarted: 0 };
   const others = Array.from({ length: shards - 1 }, (_, i) => ({ index: i + 1, count: shards }));
   await deps.startShards(message, others);
   const own = await fanOut(message, deps, { ...fanOutOptions, shard: { index: 0, count: shards } });
