@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import type { StubGatewayOptions } from '../test/support/stubGateway.js';
+import type { StubGateway, StubGatewayOptions } from '../test/support/stubGateway.js';
 
 export interface StubCounts {
-  counts: { accepted: number; throttled: number; gone: number; rejected: number };
+  counts: StubGateway['counts'];
   distinct: number;
-  firstAt?: number;
   lastAt?: number;
 }
 

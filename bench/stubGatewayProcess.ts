@@ -10,7 +10,7 @@ const stub = await startStubGateway(options);
 process.stdout.write(`${JSON.stringify({ endpoint: stub.endpoint })}\n`);
 process.on('message', (command) => {
   if (command === 'counts') {
-    process.send!({ counts: stub.counts, distinct: stub.delivered.size, firstAt: stub.firstAt, lastAt: stub.lastAt });
+    process.send!({ counts: stub.counts, distinct: stub.delivered.size, lastAt: stub.lastAt });
   }
   if (command === 'reset') stub.reset(), process.send!({ reset: true });
 });

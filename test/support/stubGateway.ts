@@ -28,8 +28,7 @@ export interface StubGateway {
   delivered: Map<string, number>;
   counts: { accepted: number; throttled: number; gone: number; rejected: number };
   lastBodies: Map<string, string>;
-  /** Date.now() when the first and the last accepted post were answered. */
-  firstAt?: number;
+  /** Date.now() when the last accepted post was answered. */
   lastAt?: number;
   /** Distinct TCP connections opened by clients (keep-alive reuses them). */
   sockets: number;
@@ -86,7 +85,7 @@ export async function startStubGateway(options: StubGatewayOptions = {}): Promis
       stub.delivered.clear();
       stub.lastBodies.clear();
       stub.counts = { accepted: 0, throttled: 0, gone: 0, rejected: 0 };
-      stub.firstAt = stub.lastAt = undefined;
+      stub.lastAt = undefined;
       tokens = burst ?? 0;
       refilledAt = performance.now();
     },
@@ -108,7 +107,6 @@ export async function startStubGateway(options: StubGatewayOptions = {}): Promis
           response.statusCode = status;
           response.end(status === 200 ? undefined : JSON.stringify({ message: `status ${status}` }));
           if (status === 200) {
-            stub.firstAt ??= Date.now();
             stub.lastAt = Date.now();
           }
         };
