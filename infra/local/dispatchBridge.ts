@@ -21,8 +21,6 @@ export interface DispatchBridgeOptions {
   log?: (line: string) => void;
   /** How often PostgreSQL is swept for undispatched rows, whatever the notifications said. */
   sweepIntervalMs?: number;
-  /** The longest wait between two attempts at a failing read or invoke. */
-  maxRetryDelayMs?: number;
 }
 
 export interface DispatchBridgeStatus {
@@ -37,8 +35,6 @@ export interface DispatchBridgeStatus {
 export interface DispatchBridge {
   /** Resolves once nothing is left undispatched and no work is in flight (retries included). */
   idle(): Promise<void>;
-  /** Sweeps now and resolves when that sweep and the work it found are done. */
-  sweep(): Promise<void>;
   status(): DispatchBridgeStatus;
   stop(): Promise<void>;
 }
@@ -52,10 +48,13 @@ interface Row {
   event: unknown;
 }
 
+/** The longest wait between two attempts at a failing read or invoke. */
+const MAX_RETRY_DELAY_MS = 2000;
+
 class Stopped extends Error {}
 
 export async function startDispatchBridge(options: DispatchBridgeOptions): Promise<DispatchBridge> {
-  const { connectionString, lambdaEndpoint, functionName, log = () => {}, sweepIntervalMs = 2000, maxRetryDelayMs = 2000 } = options;
+  const { connectionString, lambdaEndpoint, functionName, log = () => {}, sweepIntervalMs = 2000 } = options;
   const lambda = new LambdaClient({
     endpoint: lambdaEndpoint,
     region: process.env.AWS_REGION ?? 'us-east-1',
@@ -74,7 +73,7 @@ export async function startDispatchBridge(options: DispatchBridgeOptions): Promi
   /** Invoked successfully but not yet marked: a retry only marks them. */
   const invokedUnmarked = new Set<string>();
 
-  const backoff = (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 10), maxRetryDelayMs);
+  const backoff = (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 10), MAX_RETRY_DELAY_MS);
   const fail = (what: string, error: unknown, attempt: number, then = 'retrying, the channel waits') => {
     lastError = `${what}: ${(error as Error).message}`;
     // The first failure and then every tenth: a channel that waits says so without flooding the log.
@@ -245,10 +244,6 @@ export async function startDispatchBridge(options: DispatchBridgeOptions): Promi
     async idle() {
       // A sweep of its own, so that rows committed before the call are included even if their
       // notification has not arrived yet.
-      await sweep();
-      await settle();
-    },
-    async sweep() {
       await sweep();
       await settle();
     },

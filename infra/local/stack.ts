@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { acquireDataDirLock, assertPortsFree, type PortClaim } from './preflight.js';
-import { retentionSettings, type RetentionSettings } from '../../functions/lib/config.js';
+import { retentionSettings } from '../../functions/lib/config.js';
 import { createPool } from '../../functions/lib/stores/database.js';
 import { messageStore } from '../../functions/lib/stores/messageStore.js';
 import { migrate } from '../migrate.js';
@@ -40,10 +40,6 @@ export interface LocalStackOptions {
   logLevel?: string;
   /** Where the bridge invokes fanout, if not serverless-offline's Lambda port (tests put a faulty proxy there). */
   bridgeLambdaEndpoint?: string | undefined;
-  /** Bounded history: what each channel keeps (default: MESSAGE_RETENTION_* from the environment). */
-  retention?: RetentionSettings | undefined;
-  /** How often retention prunes (the scheduled retention function on AWS); default 60 s. */
-  pruneIntervalMs?: number | undefined;
   /** How often the bridge sweeps PostgreSQL for undispatched messages. */
   sweepIntervalMs?: number;
   /**
@@ -100,6 +96,8 @@ export interface LocalStack {
 /** serverless-offline may end this many times within RESTART_WINDOW_MS before the stack gives up. */
 const MAX_OFFLINE_RESTARTS = 3;
 const RESTART_WINDOW_MS = 60_000;
+/** How often retention prunes, as the scheduled retention function does on AWS. */
+const PRUNE_INTERVAL_MS = 60_000;
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -335,6 +333,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const offlineRestarts: number[] = [];
     let offlineReady = false;
     const alive = () => offline.exitCode === null && offline.signalCode === null;
+    const waitForOffline = () => waitForHttp(httpUrl, 120_000, alive).then(() => waitForHttp(lambdaUrl, 30_000, alive));
     // Should this process end without stopping the stack (an uncaught error, a process.exit
     // elsewhere), the detached serverless-offline must not outlive it.
     const killOfflineOnExit = () => {
@@ -364,16 +363,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           return;
         }
         log('stack', `serverless-offline ${how}; restarting it (HTTP, WebSocket and Lambda endpoints; open sockets were lost)`);
-        // Its children may still hold the ports for a moment.
-        try {
-          process.kill(-child.pid!, 'SIGKILL');
-        } catch {
-          // already gone
-        }
+        // Its children may still hold the ports for a moment (child is still `offline` here).
+        killOfflineOnExit();
         offline = spawnOffline();
         superviseOffline(offline);
-        waitForHttp(httpUrl, 120_000, alive)
-          .then(() => waitForHttp(lambdaUrl, 30_000, alive))
+        waitForOffline()
           .then(() => {
             offlineReady = true;
             log('stack', 'serverless-offline restarted');
@@ -385,8 +379,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       });
     };
     superviseOffline(offline);
-    await waitForHttp(httpUrl, 120_000, alive);
-    await waitForHttp(lambdaUrl, 30_000, alive);
+    await waitForOffline();
     offlineReady = true;
 
     // The stand-in for aws_lambda.invoke
@@ -400,7 +393,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     cleanup.push(() => bridge.stop());
 
     // Retention, as the scheduled retention function does it on AWS.
-    const retention = options.retention ?? retentionSettings();
+    const retention = retentionSettings();
     const prunePool = createPool({ connectionString: databaseUrl, max: 1 });
     const pruner = messageStore(prunePool);
     const prune = async () => {
@@ -411,7 +404,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         log('retention', `pruning failed, tried again in the next round: ${(error as Error).message}`);
       }
     };
-    const pruneTimer = setInterval(() => void prune(), options.pruneIntervalMs ?? 60_000);
+    const pruneTimer = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
     void prune();
     cleanup.push(async () => {
       clearInterval(pruneTimer);
