@@ -43,6 +43,11 @@ export async function startEmbeddedPostgres({
   if (isRoot) await chmod(dataDir, 0o755);
   const databaseDir = join(dataDir, 'postgres');
   let serverLog: (line: string) => void = () => {};
+  const onLine = (line: unknown) => {
+    const text = String(line).trimEnd();
+    log(text);
+    serverLog(text);
+  };
   const server = new EmbeddedPostgres({
     databaseDir,
     port,
@@ -52,14 +57,8 @@ export async function startEmbeddedPostgres({
     persistent: true,
     createPostgresUser: isRoot,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
-    onLog: (line) => {
-      log(String(line).trimEnd());
-      serverLog(String(line).trimEnd());
-    },
-    onError: (line) => {
-      log(String(line).trimEnd());
-      serverLog(String(line).trimEnd());
-    },
+    onLog: onLine,
+    onError: onLine,
   });
   if (!existsSync(join(databaseDir, 'PG_VERSION'))) await server.initialise();
   let running = false;
