@@ -145,10 +145,7 @@ class LiveAliasPlugin {
           TreatMissingData: 'notBreaching',
         },
       };
-      for (const fn of watched) {
-        const alias = resources[fn.aliasId];
-        alias.DependsOn = [...new Set([...[].concat(alias.DependsOn || []), alarmId])];
-      }
+      for (const fn of watched) dependOn(resources[fn.aliasId], alarmId);
     }
   }
 
@@ -193,8 +190,7 @@ class LiveAliasPlugin {
         Metadata: { Description: `${aliasConfigId} (the settings of ${fn.functionName}:${aliasName}) on the version this deploy publishes` },
         Properties: { ...structuredClone(aliasConfig.Properties), Qualifier: { 'Fn::GetAtt': [fn.versionId, 'Version'] } },
       };
-      const alias = resources[fn.aliasId];
-      alias.DependsOn = [...new Set([...[].concat(alias.DependsOn || []), versionConfigId])];
+      dependOn(resources[fn.aliasId], versionConfigId);
     }
   }
 
@@ -216,6 +212,10 @@ class LiveAliasPlugin {
 const isRef = (node) => node !== null && typeof node === 'object' && !Array.isArray(node) && Object.keys(node).length === 1 && typeof node.Ref === 'string';
 const refOf = (node) => (isRef(node) ? node.Ref : undefined);
 const kebab = (id) => id.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+/** Adds `id` to a resource's DependsOn, once. */
+const dependOn = (resource, id) => {
+  resource.DependsOn = [...new Set([...[].concat(resource.DependsOn || []), id])];
+};
 
 /**
  * Logical ids a resource's values refer to: Ref, Fn::GetAtt and ${Id} / ${Id.Attr} in Fn::Sub.

@@ -19,6 +19,7 @@ export interface ConnectionHolder {
 
 /** Connections, and their removal together with every subscription they hold. */
 export function connectionStore({ client, tableName }: TableRef, { ttlSeconds }: { ttlSeconds: number }) {
+  const key = (connectionId: string) => ({ pk: connectionKey(connectionId), sk: connectionKey(connectionId) });
   return {
     async add(connectionId: string, holder?: ConnectionHolder): Promise<Connection> {
       const connectedAt = nowSeconds();
@@ -26,7 +27,7 @@ export function connectionStore({ client, tableName }: TableRef, { ttlSeconds }:
       await client.send(
         new PutCommand({
           TableName: tableName,
-          Item: { pk: connectionKey(connectionId), sk: connectionKey(connectionId), v: ITEM_SCHEMA_VERSION, ...connection },
+          Item: { ...key(connectionId), v: ITEM_SCHEMA_VERSION, ...connection },
         }),
       );
       return connection;
@@ -40,7 +41,7 @@ export function connectionStore({ client, tableName }: TableRef, { ttlSeconds }:
       const { Item } = await client.send(
         new GetCommand({
           TableName: tableName,
-          Key: { pk: connectionKey(connectionId), sk: connectionKey(connectionId) },
+          Key: key(connectionId),
           ConsistentRead: true,
         }),
       );
@@ -65,7 +66,7 @@ export function connectionStore({ client, tableName }: TableRef, { ttlSeconds }:
         client.send(
           new UpdateCommand({
             TableName: tableName,
-            Key: { pk: connectionKey(connectionId), sk: connectionKey(connectionId) },
+            Key: key(connectionId),
             UpdateExpression: 'ADD subscriptionCount :one',
             ConditionExpression:
               'attribute_exists(pk) AND #ttl > :now AND (attribute_not_exists(subscriptionCount) OR subscriptionCount < :max)',
@@ -86,7 +87,7 @@ export function connectionStore({ client, tableName }: TableRef, { ttlSeconds }:
         client.send(
           new UpdateCommand({
             TableName: tableName,
-            Key: { pk: connectionKey(connectionId), sk: connectionKey(connectionId) },
+            Key: key(connectionId),
             UpdateExpression: 'ADD subscriptionCount :minusOne',
             ConditionExpression: 'subscriptionCount > :zero',
             ExpressionAttributeValues: { ':minusOne': -1, ':zero': 0 },
