@@ -234,23 +234,25 @@ export function createClient(options: ClientOptions): Client {
   // ---- frames from the server ----
 
   function receiveFrame(frame: any): void {
-    const sub = subs.get(frame.channel) ?? [...subs.values()].find((s) => frame.id !== undefined && s.pendingId === frame.id);
     if (frame.type === 'message') {
+      const sub = subs.get(frame.channel);
       if (sub && typeof frame.seq === 'number') {
         // A long replay is progress, not silence: the subscribe's reply may come after it.
         if (sub.pendingId !== undefined) awaitReply(sub);
         const { channel, seq, id, data, publishedAt } = frame;
         receive(sub, { channel, seq, id, data, publishedAt });
       }
-    } else if (frame.type === 'subscribed') {
-      // A reply that names another frame than the one awaited belongs to an earlier subscription; a
-      // superseded one answers a change that a later one overtook, whose own reply is still to come.
-      if (sub?.pendingId !== undefined && (frame.id === undefined || frame.id === sub.pendingId) && !frame.superseded) {
-        confirmed(sub, frame.seq, frame.truncated && frame.oldestSeq);
-      }
-    } else if (frame.type === 'error') {
-      serverError(frame, sub?.pendingId !== undefined && (frame.id === undefined || frame.id === sub.pendingId) ? sub : undefined);
+      return;
     }
+    if (frame.type !== 'subscribed' && frame.type !== 'error') return;
+    // An error may name no channel this client holds (one it refused as invalid): its id says whose it is.
+    const sub =
+      subs.get(frame.channel) ?? (frame.type === 'error' && frame.id !== undefined ? [...subs.values()].find((s) => s.pendingId === frame.id) : undefined);
+    // A reply that names another frame than the one awaited belongs to an earlier subscription.
+    const awaited = sub?.pendingId !== undefined && (frame.id === undefined || frame.id === sub.pendingId) ? sub : undefined;
+    if (frame.type === 'error') return serverError(frame, awaited);
+    // A superseded `subscribed` answers a change that a later one overtook, whose own reply is still to come.
+    if (awaited && !frame.superseded) confirmed(awaited, frame.seq, frame.truncated && frame.oldestSeq);
   }
 
   function serverError(frame: { code: string; message: string }, sub: ChannelSub | undefined): void {
