@@ -1,17 +1,15 @@
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscribe, unsubscribe, type ChannelSubscriptionDeps } from '../../functions/lib/channels/channelSubscriptions.js';
 import type { PostOutcome, PostToConnection } from '../../functions/lib/delivery/connectionGateway.js';
-import { connectionStore, type ConnectionStore } from '../../functions/lib/stores/connectionStore.js';
-import { createPool } from '../../functions/lib/stores/database.js';
+import type { ConnectionStore } from '../../functions/lib/stores/connectionStore.js';
 import { nowSeconds } from '../../functions/lib/stores/dynamoTable.js';
 import { CablecarError } from '../../functions/lib/protocol/errors.js';
-import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
+import type { MessageStore } from '../../functions/lib/stores/messageStore.js';
 import { messageFrame } from '../../functions/lib/protocol/protocol.js';
-import { subscriptionStore, type SubscriptionStore } from '../../functions/lib/stores/subscriptionStore.js';
-import { migrate } from '../../infra/migrate.js';
-import { startDynamo, startPostgres, type TestDynamo, type TestPostgres } from '../support/databases.js';
+import type { SubscriptionStore } from '../../functions/lib/stores/subscriptionStore.js';
+import type { TestDynamo } from '../support/databases.js';
+import { startStores, subscriberIds, type TestStores } from '../support/stores.js';
 import { rejectedCablecarError } from '../support/cablecarErrors.js';
 
 /**
@@ -19,25 +17,17 @@ import { rejectedCablecarError } from '../support/cablecarErrors.js';
  * (dynalite), messages on embedded PostgreSQL. The replay goes to a recording postToConnection,
  * which stands in for API Gateway (the real one is exercised by the integration tests).
  */
-let postgres: TestPostgres;
+let stores: TestStores;
 let dynamo: TestDynamo;
-let pool: pg.Pool;
 let connections: ConnectionStore;
 let subscriptions: SubscriptionStore;
 let messages: MessageStore;
 
 beforeAll(async () => {
-  [postgres, dynamo] = await Promise.all([startPostgres(), startDynamo()]);
-  await migrate(postgres.url, { kind: 'local' });
-  pool = createPool({ connectionString: postgres.url, max: 5 });
-  connections = connectionStore(dynamo.tableRef, { ttlSeconds: 3600 });
-  subscriptions = subscriptionStore(dynamo.tableRef);
-  messages = messageStore(pool);
+  stores = await startStores();
+  ({ dynamo, connections, subscriptions, messages } = stores);
 });
-afterAll(async () => {
-  await pool?.end();
-  await Promise.all([postgres?.stop(), dynamo?.stop()]);
-});
+afterAll(() => stores?.stop());
 
 function recordingPostToConnection(answer: (frame: string, index: number) => PostOutcome = () => 'delivered') {
   const posts: Array<{ connectionId: string; frame: string }> = [];
@@ -52,12 +42,6 @@ const depsWith = (post: PostToConnection): ChannelSubscriptionDeps => ({ connect
 
 async function publishMany(channel: string, count: number): Promise<void> {
   for (let n = 1; n <= count; n++) await messages.publish(channel, JSON.stringify({ n, channel }));
-}
-
-async function subscriberIds(channel: string): Promise<string[]> {
-  const ids: string[] = [];
-  for await (const page of subscriptions.subscriberPages(channel, 100)) ids.push(...page);
-  return ids.sort();
 }
 
 const subscriptionItem = async (channel: string, connectionId: string) =>
@@ -88,7 +72,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     const { post } = recordingPostToConnection();
     const error = await rejectedCablecarError(subscribe({ connectionId: 'expired', channel: 'room' }, depsWith(post), { replayLimit: 100, maxSubscriptions: 100 }));
     expect(error.code).toBe('not_connected');
-    expect(await subscriberIds('room')).not.toContain('expired');
+    expect(await subscriberIds(subscriptions, 'room')).not.toContain('expired');
   });
 
   it('without after: stores the subscription with the connection ttl and answers the channel last seq, replaying nothing', async () => {
@@ -102,7 +86,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
       seq: 3,
     });
     expect(posts).toEqual([]);
-    expect(await subscriberIds('no-after')).toEqual(['s-no-after']);
+    expect(await subscriberIds(subscriptions, 'no-after')).toEqual(['s-no-after']);
     expect(await subscriptionItem('no-after', 's-no-after')).toMatchObject({ v: 1, ttl: connection.ttl });
 
     // A channel nobody has published to yet: seq 0.
@@ -135,7 +119,7 @@ describe('subscribe (replay through a recording postToConnection that stands in 
         publishedAt: expect.stringMatching(/Z$/),
       })),
     );
-    expect(await subscriberIds('replay')).toEqual(['s-replay']);
+    expect(await subscriberIds(subscriptions, 'replay')).toEqual(['s-replay']);
   });
 
   it('with after equal to the last seq: replays nothing and answers that seq', async () => {
@@ -208,8 +192,8 @@ describe('subscribe (replay through a recording postToConnection that stands in 
     expect(error).toMatchObject({ code: 'not_connected', httpStatus: 410 });
     expect(posts).toHaveLength(2);
     expect(await connections.get('s-gone')).toBeUndefined();
-    expect(await subscriberIds('replay-gone')).toEqual([]);
-    expect(await subscriberIds('other-channel-of-s-gone')).toEqual([]);
+    expect(await subscriberIds(subscriptions, 'replay-gone')).toEqual([]);
+    expect(await subscriberIds(subscriptions, 'other-channel-of-s-gone')).toEqual([]);
   });
 });
 
@@ -224,8 +208,8 @@ describe('unsubscribe', () => {
       type: 'unsubscribed',
       channel: 'unsub-a',
     });
-    expect(await subscriberIds('unsub-a')).toEqual([]);
-    expect(await subscriberIds('unsub-b')).toEqual(['s-unsub']);
+    expect(await subscriberIds(subscriptions, 'unsub-a')).toEqual([]);
+    expect(await subscriberIds(subscriptions, 'unsub-b')).toEqual(['s-unsub']);
     expect(await connections.get('s-unsub')).toBeDefined();
 
     expect(await unsubscribe({ connectionId: 's-unsub', channel: 'unsub-a' }, { subscriptions, connections })).toEqual({

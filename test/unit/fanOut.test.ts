@@ -8,6 +8,7 @@ import { logger } from '../../functions/lib/logger.js';
 import type { Message } from '../../functions/lib/protocol/protocol.js';
 import { subscriptionStore, type SubscriptionStore } from '../../functions/lib/stores/subscriptionStore.js';
 import { startDynamo, type TestDynamo } from '../support/databases.js';
+import { subscriberIds } from '../support/stores.js';
 
 /**
  * fanOut with the real connection and subscription stores on the DynamoDB API (dynalite). API
@@ -70,12 +71,6 @@ const messageOn = (channel: string, seq = 7): Message => ({
 
 const deps = (post: PostToConnection): FanOutDeps => ({ subscriptions, connections, postToConnection: post });
 
-async function subscriberIds(channel: string): Promise<string[]> {
-  const ids: string[] = [];
-  for await (const page of subscriptions.subscriberPages(channel, 100)) ids.push(...page);
-  return ids.sort();
-}
-
 describe('fanOut with a recording postToConnection (stands in for API Gateway)', () => {
   it('posts the exact message frame once to every live subscriber of the channel, over several pages', async () => {
     const live = ['d1', 'd2', 'd3', 'd4', 'd5'];
@@ -117,8 +112,8 @@ describe('fanOut with a recording postToConnection (stands in for API Gateway)',
     expect(result).toEqual({ delivered: 3, gone: 1, failed: 0, throttled: 0 });
     expect(posts.map((p) => p.connectionId).sort()).toEqual(['g1', 'g2', 'g3', 'g4']);
     expect(await connections.get('g2')).toBeUndefined();
-    expect(await subscriberIds('gone')).toEqual(['g1', 'g3', 'g4']);
-    expect(await subscriberIds('gone-elsewhere')).toEqual(['g3']);
+    expect(await subscriberIds(subscriptions, 'gone')).toEqual(['g1', 'g3', 'g4']);
+    expect(await subscriberIds(subscriptions, 'gone-elsewhere')).toEqual(['g3']);
     expect(await connections.get('g1')).toBeDefined();
   });
 
@@ -146,7 +141,7 @@ describe('fanOut with a recording postToConnection (stands in for API Gateway)',
     expect(result).toEqual({ delivered: 1, gone: 0, failed: 1, throttled: 0 });
     expect(attempts.get('x-broken')).toBe(3);
     // A failing gateway is not "gone": the subscriber stays and fills the gap from history.
-    expect(await subscriberIds('exhaust')).toEqual(['x-broken', 'x-ok']);
+    expect(await subscriberIds(subscriptions, 'exhaust')).toEqual(['x-broken', 'x-ok']);
   });
 
   it('keeps retrying a throttled post past maxAttempts (throttling means later, not never), then gives up after throttledRetryMs', async () => {

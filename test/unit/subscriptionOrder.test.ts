@@ -1,17 +1,14 @@
 import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscribe, unsubscribe, type ChannelSubscriptionDeps } from '../../functions/lib/channels/channelSubscriptions.js';
-import { connectionStore, type ConnectionStore } from '../../functions/lib/stores/connectionStore.js';
-import { createPool } from '../../functions/lib/stores/database.js';
+import type { ConnectionStore } from '../../functions/lib/stores/connectionStore.js';
 import { BY_CONNECTION_INDEX, connectionKey, tombstoneKey } from '../../functions/lib/stores/dynamoTable.js';
-import { messageStore } from '../../functions/lib/stores/messageStore.js';
-import { subscriptionStore, type SubscriptionStore } from '../../functions/lib/stores/subscriptionStore.js';
-import { migrate } from '../../infra/migrate.js';
+import type { SubscriptionStore } from '../../functions/lib/stores/subscriptionStore.js';
 import * as v1Rules from '../fixtures/v1/readerRules.js';
 import { rejectedCablecarError } from '../support/cablecarErrors.js';
-import { startDynamo, startPostgres, type TestDynamo, type TestPostgres } from '../support/databases.js';
+import type { TestDynamo } from '../support/databases.js';
+import { startStores, subscriberIds, type TestStores } from '../support/stores.js';
 
 /**
  * The order of one connection's subscription changes (`rev`) and the per-connection limit, on the
@@ -19,32 +16,19 @@ import { startDynamo, startPostgres, type TestDynamo, type TestPostgres } from '
  * so the tests run the domain functions in the reverse of the order the client sent them, and
  * interleave their store calls under fast-check's scheduler.
  */
-let postgres: TestPostgres;
+let stores: TestStores;
 let dynamo: TestDynamo;
-let pool: pg.Pool;
 let connections: ConnectionStore;
 let subscriptions: SubscriptionStore;
 let deps: ChannelSubscriptionDeps;
 const limits = { replayLimit: 100, maxSubscriptions: 100 };
 
 beforeAll(async () => {
-  [postgres, dynamo] = await Promise.all([startPostgres(), startDynamo()]);
-  await migrate(postgres.url, { kind: 'local' });
-  pool = createPool({ connectionString: postgres.url, max: 5 });
-  connections = connectionStore(dynamo.tableRef, { ttlSeconds: 3600 });
-  subscriptions = subscriptionStore(dynamo.tableRef);
-  deps = { connections, subscriptions, messages: messageStore(pool), postToConnection: async () => 'delivered' };
+  stores = await startStores();
+  ({ dynamo, connections, subscriptions } = stores);
+  deps = { connections, subscriptions, messages: stores.messages, postToConnection: async () => 'delivered' };
 });
-afterAll(async () => {
-  await pool?.end();
-  await Promise.all([postgres?.stop(), dynamo?.stop()]);
-});
-
-async function subscriberIds(channel: string): Promise<string[]> {
-  const ids: string[] = [];
-  for await (const page of subscriptions.subscriberPages(channel, 100)) ids.push(...page);
-  return ids.sort();
-}
+afterAll(() => stores?.stop());
 
 const item = async (pk: string, sk: string) =>
   (await dynamo.tableRef.client.send(new GetCommand({ TableName: dynamo.tableName, Key: { pk, sk }, ConsistentRead: true }))).Item;
@@ -80,7 +64,7 @@ describe('subscription changes take effect in the order the client sent them (re
       rev: 1,
       superseded: true,
     });
-    expect(await subscriberIds('room')).toEqual([]);
+    expect(await subscriberIds(subscriptions, 'room')).toEqual([]);
     expect(await slotsTaken('order-a')).toBe(0);
   });
 
@@ -98,7 +82,7 @@ describe('subscription changes take effect in the order the client sent them (re
       rev: 1,
       superseded: true,
     });
-    expect(await subscriberIds('room-b')).toEqual(['order-b']);
+    expect(await subscriberIds(subscriptions, 'room-b')).toEqual(['order-b']);
     expect(await slotsTaken('order-b')).toBe(1);
   });
 
@@ -110,7 +94,7 @@ describe('subscription changes take effect in the order the client sent them (re
       await subscribe({ connectionId: 'order-c', channel: 'room-c', rev: 3 }, deps, limits),
     ];
     expect(replies.map((r) => ('superseded' in r ? r.superseded : undefined))).toEqual([undefined, undefined, undefined]);
-    expect(await subscriberIds('room-c')).toEqual(['order-c']);
+    expect(await subscriberIds(subscriptions, 'room-c')).toEqual(['order-c']);
   });
 
   it('a tombstone is invisible to fan-out of every version, and removed with the connection', async () => {
@@ -122,7 +106,7 @@ describe('subscription changes take effect in the order the client sent them (re
     expect(tombstone).toMatchObject({ rev: 2, ttl: expect.any(Number) });
     // Version 1's fan-out reads every item whose pk is CHAN#<channel>: a tombstone is not one.
     expect(v1Rules.subscriptionItem.safeParse(tombstone).success).toBe(false);
-    expect(await subscriberIds('room-d')).toEqual([]);
+    expect(await subscriberIds(subscriptions, 'room-d')).toEqual([]);
     // It expires with the connection.
     expect(tombstone!.ttl).toBe((await item(connectionKey('order-d'), connectionKey('order-d')))!.ttl);
 
@@ -139,7 +123,7 @@ describe('subscription changes take effect in the order the client sent them (re
       channel: 'room-e',
       seq: 0,
     });
-    expect(await subscriberIds('room-e')).toEqual(['order-e']);
+    expect(await subscriberIds(subscriptions, 'room-e')).toEqual(['order-e']);
   });
 
   it('any interleaving of the store calls of any sequence of changes ends in the state of the last one sent (fast-check scheduler)', async () => {
@@ -171,7 +155,7 @@ describe('subscription changes take effect in the order the client sent them (re
           const replies = await Promise.all(changes);
 
           const lastIsSubscribe = kinds.at(-1)!;
-          expect((await subscriberIds('prop-room')).includes(connectionId)).toBe(lastIsSubscribe);
+          expect((await subscriberIds(subscriptions, 'prop-room')).includes(connectionId)).toBe(lastIsSubscribe);
           expect(await slotsTaken(connectionId)).toBe(lastIsSubscribe ? 1 : 0);
           // The last change is never superseded; its reply states the final state.
           expect(replies.at(-1)).toMatchObject({ type: lastIsSubscribe ? 'subscribed' : 'unsubscribed', rev: kinds.length });
@@ -194,7 +178,7 @@ describe('at most maxSubscriptions per connection', () => {
     const error = await rejectedCablecarError(subscribe({ connectionId: 'limit-a', channel: 'l-4' }, deps, small));
     expect(error).toMatchObject({ code: 'too_many_subscriptions', httpStatus: 400 });
     expect(error.message).toMatch(/at most 3/);
-    expect(await subscriberIds('l-4')).toEqual([]);
+    expect(await subscriberIds(subscriptions, 'l-4')).toEqual([]);
     expect(await slotsTaken('limit-a')).toBe(3);
 
     // Re-subscribing to a channel it holds does not count twice (with after, or rev).
@@ -207,7 +191,7 @@ describe('at most maxSubscriptions per connection', () => {
     await unsubscribe({ connectionId: 'limit-a', channel: 'l-1' }, deps);
     expect(await slotsTaken('limit-a')).toBe(2);
     await subscribe({ connectionId: 'limit-a', channel: 'l-4' }, deps, small);
-    expect(await subscriberIds('l-4')).toEqual(['limit-a']);
+    expect(await subscriberIds(subscriptions, 'l-4')).toEqual(['limit-a']);
     expect(await slotsTaken('limit-a')).toBe(3);
   });
 
@@ -225,7 +209,7 @@ describe('at most maxSubscriptions per connection', () => {
     const results = await Promise.allSettled(channels.map((channel) => subscribe({ connectionId: 'limit-c', channel }, deps, small)));
     const refused = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason.code);
     expect(refused).toEqual(Array(9).fill('too_many_subscriptions'));
-    const held = (await Promise.all(channels.map(subscriberIds))).filter((ids) => ids.includes('limit-c'));
+    const held = (await Promise.all(channels.map((channel) => subscriberIds(subscriptions, channel)))).filter((ids) => ids.includes('limit-c'));
     expect(held).toHaveLength(3);
     expect(await slotsTaken('limit-c')).toBe(3);
   });
