@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,13 +8,14 @@ import { dispatchKey, dispatchRecordStore } from '../../functions/lib/stores/dis
 import { messageStore, type MessageStore } from '../../functions/lib/stores/messageStore.js';
 import { migrate } from '../../infra/migrate.js';
 import { startDynamo, startPostgres, type TestDynamo, type TestPostgres } from '../support/databases.js';
+import { readFixture } from '../support/fixtures.js';
 
 /**
  * On AWS nothing dispatched is lost: fanout records its completion (DynamoDB), the sweep dispatches
  * again what has no record (real PostgreSQL and dynalite; the re-dispatch is a recorded function).
  * The redrive command, the other net, is tested in redrive.test.ts.
  */
-const fixture = async (name: string, folder = 'dispatch-record') => JSON.parse(await readFile(join(import.meta.dirname, '..', 'fixtures', folder, name), 'utf8'));
+const fixture = (name: string, folder = 'dispatch-record') => readFixture(folder, name);
 
 let postgres: TestPostgres;
 let dynamo: TestDynamo;

@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,14 +11,14 @@ import { subscriptionStore } from '../../functions/lib/stores/subscriptionStore.
 import { migrate } from '../../infra/migrate.js';
 import * as v1Rules from '../fixtures/v1/readerRules.js';
 import { startDynamo, startPostgres, type TestDynamo, type TestPostgres } from '../support/databases.js';
+import { readFixture } from '../support/fixtures.js';
 
 /**
  * During a release two versions serve side by side and share the table and the dispatch events.
  * test/fixtures/v1 holds what version 1 writes and the rules a version-1 reader applies; these
  * tests hold the current code to both directions of that contract.
  */
-const fixture = async (name: string, version = 'v1') =>
-  JSON.parse(await readFile(join(import.meta.dirname, '..', 'fixtures', version, name), 'utf8')) as Record<string, any>;
+const fixture = (name: string, version = 'v1') => readFixture(version, name);
 
 let dynamo: TestDynamo;
 let postgres: TestPostgres;

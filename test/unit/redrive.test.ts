@@ -1,11 +1,10 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { InvokeCommand, LambdaClient, ResourceNotFoundException, TooManyRequestsException } from '@aws-sdk/client-lambda';
 import { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { runRedrive } from '../../infra/redrive/redrive.js';
 import * as v1Rules from '../fixtures/v1/readerRules.js';
+import { readFixture } from '../support/fixtures.js';
 
 /**
  * `npm run redrive` dispatches again what Lambda put in fanout's on-failure queue: dispatch events
@@ -13,7 +12,7 @@ import * as v1Rules from '../fixtures/v1/readerRules.js';
  * version is gone. The SQS and Lambda APIs are mocked (aws-sdk-client-mock); the records are what
  * Lambda writes to an on-failure destination (test/fixtures/dispatch-record).
  */
-const fixture = async (name: string) => JSON.parse(await readFile(join(import.meta.dirname, '..', 'fixtures', 'dispatch-record', name), 'utf8'));
+const fixture = (name: string) => readFixture('dispatch-record', name);
 
 const sqs = mockClient(SQSClient);
 const lambda = mockClient(LambdaClient);
