@@ -17,14 +17,13 @@ export interface DelayingProxy {
   url: string;
   /** Where requests go; settable, so the proxy can be bound before the ports of what it fronts are chosen. */
   target: string;
-  port: number;
   rules: DelayRule[];
   /** The requests held back so far, as "<operation> <rule.contains>". */
   held: string[];
   stop(): Promise<void>;
 }
 
-export async function startDelayingProxy(target: string, port = 0): Promise<DelayingProxy> {
+export async function startDelayingProxy(target: string): Promise<DelayingProxy> {
   const rules: DelayRule[] = [];
   const held: string[] = [];
   const server = createServer((incoming, outgoing) => {
@@ -50,12 +49,11 @@ export async function startDelayingProxy(target: string, port = 0): Promise<Dela
       forwarded.end(body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port: bound } = server.address() as { port: number };
   const proxy: DelayingProxy = {
     target,
     url: `http://127.0.0.1:${bound}`,
-    port: bound,
     rules,
     held,
     stop: () =>
