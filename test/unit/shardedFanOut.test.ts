@@ -107,24 +107,16 @@ describe('dispatchToChannel', () => {
     return { deps, started, running };
   }
 
-  it('delivers a channel of at most workerShare subscribers itself, starting no shard', async () => {
-    const ids = Array.from({ length: 30 }, base64Id);
-    await subscribeAll('small-channel', ids);
+  it.each([
+    ['a channel of at most workerShare subscribers', 'small-channel', 30, 4],
+    ['a bigger channel, page after page, when FANOUT_SHARDS is 1', 'unsplit-channel', 80, 1],
+  ])('delivers %s itself, starting no shard', async (_label, channel, subscribers, shards) => {
+    const ids = Array.from({ length: subscribers }, base64Id);
+    await subscribeAll(channel, ids);
     const posts = new Map<string, number>();
     const { deps, started } = recordingDeps(posts);
-    const result = await dispatchToChannel(messageOn('small-channel'), deps, { concurrency: 5, pageSize: 10, workerShare: 30, shards: 4 });
-    expect(result).toMatchObject({ delivered: 30, shardsStarted: 0 });
-    expect(started).toEqual([]);
-    expect([...posts.keys()].sort()).toEqual([...ids].sort());
-  });
-
-  it('delivers a bigger channel itself, page after page, when FANOUT_SHARDS is 1', async () => {
-    const ids = Array.from({ length: 80 }, base64Id);
-    await subscribeAll('unsplit-channel', ids);
-    const posts = new Map<string, number>();
-    const { deps, started } = recordingDeps(posts);
-    const result = await dispatchToChannel(messageOn('unsplit-channel'), deps, { concurrency: 5, pageSize: 10, workerShare: 30, shards: 1 });
-    expect(result).toMatchObject({ delivered: 80, shardsStarted: 0 });
+    const result = await dispatchToChannel(messageOn(channel), deps, { concurrency: 5, pageSize: 10, workerShare: 30, shards });
+    expect(result).toMatchObject({ delivered: subscribers, shardsStarted: 0 });
     expect(started).toEqual([]);
     expect([...posts.keys()].sort()).toEqual([...ids].sort());
     expect([...posts.values()].every((n) => n === 1)).toBe(true);
